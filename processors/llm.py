@@ -1,0 +1,164 @@
+"""The LLM interface the agents depend on, and its in-process vLLM implementation.
+
+Agents never touch vLLM directly: they call `LLMEngine.generate()` with chat
+messages and a JSON schema. The in-process engine is an `AsyncLLM`; its
+lifetime is owned by `open_engine()`, which always shuts it down.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import AsyncIterator, Protocol
+
+from . import metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LLMResult:
+    text: str
+    prompt_tokens: int
+    generated_tokens: int
+    finish_reason: str
+    cached_prompt_tokens: int = 0
+
+
+class LLMError(Exception):
+    """The engine failed a request (not the model's output being wrong)."""
+
+
+class EngineDead(LLMError):
+    """The engine itself is gone; every later request would fail too, so the worker must stop."""
+
+
+class LLMEngine(Protocol):
+    model_name: str
+    max_model_len: int
+
+    def count_tokens(self, text: str) -> int: ...
+
+    async def generate(
+        self, messages: list[dict], *, json_schema: dict | None, max_tokens: int, request_id: str, role: str
+    ) -> LLMResult: ...
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    model: str
+    max_model_len: int = 8192
+    max_in_flight: int = 16
+    temperature: float = 0.3
+    seed: int = 0
+    enforce_eager: bool = True
+    gpu_memory_utilization: float = 0.85
+    kv_cache_gib: int = 2  # CPU backend: KV cache size (VLLM_CPU_KVCACHE_SPACE)
+    dtype: str = "auto"
+    name: str = ""
+
+
+class VLLMInProcess:
+    """vLLM's AsyncLLM in this process. Many requests in flight, capped by a semaphore."""
+
+    def __init__(self, engine, tokenizer, options: EngineOptions) -> None:
+        self._engine = engine
+        self._tokenizer = tokenizer
+        self._options = options
+        self._slots = asyncio.Semaphore(options.max_in_flight)
+        self.model_name = options.name or os.path.basename(options.model.rstrip("/"))
+        self.max_model_len = options.max_model_len
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def render(self, messages: list[dict]) -> str:
+        return self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def sampling_params(self, *, json_schema: dict | None, max_tokens: int):
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        return SamplingParams(
+            max_tokens=max_tokens,
+            temperature=self._options.temperature,
+            # no per-request seed: vllm-cpu 0.32 fails the whole engine on it ("CPU Generator does not use
+            # offset"); the engine-level seed still makes runs repeatable
+            structured_outputs=StructuredOutputsParams(json=json_schema) if json_schema else None,
+        )
+
+    async def generate(
+        self, messages: list[dict], *, json_schema: dict | None, max_tokens: int, request_id: str, role: str
+    ) -> LLMResult:
+        prompt = self.render(messages)
+        params = self.sampling_params(json_schema=json_schema, max_tokens=max_tokens)
+        async with self._slots:
+            metrics.LLM_IN_FLIGHT.labels(role).inc()
+            started = time.perf_counter()
+            final = None
+            try:
+                async for output in self._engine.generate(prompt, params, request_id=request_id):
+                    final = output
+            except asyncio.CancelledError:
+                # a cancelled caller must not leave its request running in the engine
+                with contextlib.suppress(Exception):
+                    await self._engine.abort(request_id)
+                raise
+            except Exception as exc:
+                metrics.LLM_ERRORS.labels(role, type(exc).__name__).inc()
+                if type(exc).__name__ == "EngineDeadError" or getattr(self._engine, "errored", False):
+                    raise EngineDead(f"the vLLM engine died: {exc}") from exc
+                raise LLMError(f"vLLM request {request_id} failed: {exc}") from exc
+            finally:
+                metrics.LLM_IN_FLIGHT.labels(role).dec()
+        if final is None or not final.outputs:
+            raise LLMError(f"vLLM returned no output for {request_id}")
+        completion = final.outputs[0]
+        result = LLMResult(
+            text=completion.text,
+            prompt_tokens=len(final.prompt_token_ids or []),
+            generated_tokens=len(completion.token_ids),
+            finish_reason=str(completion.finish_reason),
+            cached_prompt_tokens=int(getattr(final, "num_cached_tokens", 0) or 0),
+        )
+        metrics.LLM_REQUEST_SECONDS.labels(role).observe(time.perf_counter() - started)
+        metrics.LLM_TOKENS.labels(role, "prompt").inc(result.prompt_tokens)
+        metrics.LLM_TOKENS.labels(role, "generated").inc(result.generated_tokens)
+        metrics.LLM_TOKENS.labels(role, "cached_prompt").inc(result.cached_prompt_tokens)
+        return result
+
+
+@contextlib.asynccontextmanager
+async def open_engine(options: EngineOptions) -> AsyncIterator[VLLMInProcess]:
+    """Start vLLM in-process and always shut it down (its EngineCore child process with it)."""
+    if not os.path.isdir(options.model):
+        raise FileNotFoundError(f"model folder not found: {options.model}")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(options.kv_cache_gib))
+    try:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError(
+            "vLLM is not installed: `pip install -e .[cpu]` on CPU hosts or `.[gpu]` on GPU hosts"
+        ) from exc
+    started = time.perf_counter()
+    args = AsyncEngineArgs(
+        model=options.model,
+        max_model_len=options.max_model_len,
+        enforce_eager=options.enforce_eager,
+        enable_prefix_caching=True,
+        gpu_memory_utilization=options.gpu_memory_utilization,
+        seed=options.seed,
+        dtype=options.dtype,
+    )
+    engine = AsyncLLM.from_engine_args(args)
+    try:
+        tokenizer = await engine.get_tokenizer() if asyncio.iscoroutinefunction(engine.get_tokenizer) else engine.get_tokenizer()
+        log.info("vLLM engine up in %.1f s: %s", time.perf_counter() - started, options.model)
+        yield VLLMInProcess(engine, tokenizer, options)
+    finally:
+        engine.shutdown()
+        del engine  # drop it while the interpreter is alive; AsyncLLM.__del__ at exit would fail

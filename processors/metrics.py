@@ -1,0 +1,37 @@
+"""Prometheus metrics, named sciqag_<thing>_<unit>. Served with Faust's own monitor on /metrics."""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+PAPERS = Counter(
+    "sciqag_papers_total", "Papers leaving a stage, by outcome (ok | failed | scored).", ["stage", "outcome"]
+)
+STAGE_SECONDS = Histogram(
+    "sciqag_stage_duration_seconds",
+    "Time a stage spent on one record.",
+    ["stage"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+END_TO_END_SECONDS = Histogram(
+    "sciqag_end_to_end_latency_seconds",
+    "From a paper's submission to its last pair reaching the sink.",
+    buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200),
+)
+LLM_TOKENS = Counter("sciqag_llm_tokens_total", "LLM tokens by role and kind (prompt | generated | cached_prompt).", ["role", "kind"])
+LLM_IN_FLIGHT = Gauge("sciqag_llm_requests_in_flight", "LLM requests currently in the engine.", ["role"])
+LLM_REQUEST_SECONDS = Histogram(
+    "sciqag_llm_request_duration_seconds", "Latency of one LLM request.", ["role"],
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
+)
+LLM_ERRORS = Counter("sciqag_llm_errors_total", "LLM requests that failed in the engine.", ["role", "error"])
+QA_PAIRS = Counter("sciqag_qa_pairs_total", "Judged QA pairs, by outcome (accepted | rejected).", ["outcome"])
+QA_STORED = Counter("sciqag_qa_pairs_stored_total", "QA pairs inserted into ClickHouse.")
+RACAR_SCORE = Histogram(
+    "sciqag_racar_score", "RACAR scores (1..3) per dimension.", ["dimension"], buckets=(1, 2, 3)
+)
+DLQ = Counter("sciqag_dlq_total", "Records sent to the dead-letter topic, by stage and reason.", ["stage", "reason"])
+SINK_INSERT_SECONDS = Histogram(
+    "sciqag_sink_insert_duration_seconds", "One batched ClickHouse insert.", ["table"],
+    buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+SINK_RETRIES = Counter("sciqag_sink_insert_retries_total", "ClickHouse inserts retried after an error.")

@@ -1,0 +1,77 @@
+"""Settings from environment variables (SCIQAG_*) and CLI flags; flags win.
+
+Empty broker / ClickHouse / model settings mean "use the embedded default":
+a Tansu broker on loopback, chDB under the data dir, the bundled SmolLM2 model.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(f"SCIQAG_{name}", default)
+
+
+def _secret(name: str) -> str:
+    """A secret from SCIQAG_<NAME>, or from the file named by SCIQAG_<NAME>_FILE."""
+    path = _env(f"{name}_FILE")
+    if path:
+        return Path(path).read_text().strip()
+    return _env(name)
+
+
+@dataclass
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path(_env("DATA_DIR", ".sciqag")))
+    # broker
+    broker_url: str = field(default_factory=lambda: _env("BROKER_URL"))  # kafka://host:9092[;host2:9092]; empty: embedded Tansu
+    topic_partitions: int = field(default_factory=lambda: int(_env("TOPIC_PARTITIONS", "4")))
+    # ClickHouse: a DSN (http://user@host:8123/db or chdb:///dir), or host settings; all empty: chDB under data_dir
+    clickhouse_dsn: str = field(default_factory=lambda: _env("CLICKHOUSE_DSN"))
+    clickhouse_host: str = field(default_factory=lambda: _env("CLICKHOUSE_HOST"))
+    clickhouse_port: int = field(default_factory=lambda: int(_env("CLICKHOUSE_PORT", "8123")))
+    clickhouse_user: str = field(default_factory=lambda: _env("CLICKHOUSE_USER", "default"))
+    clickhouse_password: str = field(default_factory=lambda: _secret("CLICKHOUSE_PASSWORD"), repr=False)
+    clickhouse_database: str = field(default_factory=lambda: _env("CLICKHOUSE_DATABASE", "sciqag"))
+    # LLM engine
+    model: str = field(default_factory=lambda: _env("MODEL"))  # a model folder; empty: the bundled SmolLM2-135M
+    max_model_len: int = field(default_factory=lambda: int(_env("MAX_MODEL_LEN", "8192")))
+    max_in_flight: int = field(default_factory=lambda: int(_env("MAX_IN_FLIGHT", "16")))
+    gpu_memory_utilization: float = field(default_factory=lambda: float(_env("GPU_MEMORY_UTILIZATION", "0")))
+    temperature: float = field(default_factory=lambda: float(_env("TEMPERATURE", "0.3")))
+    # SciQAG generation
+    pairs_per_paper: int = field(default_factory=lambda: int(_env("PAIRS_PER_PAPER", "10")))
+    keywords_per_paper: int = field(default_factory=lambda: int(_env("KEYWORDS_PER_PAPER", "15")))
+    max_context_tokens: int = field(default_factory=lambda: int(_env("MAX_CONTEXT_TOKENS", "0")))  # 0: fit the model window
+    generation_max_tokens: int = field(default_factory=lambda: int(_env("GENERATION_MAX_TOKENS", "2048")))
+    judge_max_tokens: int = field(default_factory=lambda: int(_env("JUDGE_MAX_TOKENS", "400")))
+    qa_language: str = field(default_factory=lambda: _env("QA_LANGUAGE", "auto"))  # auto: the paper's language
+    acceptance_policy: str = field(default_factory=lambda: _env("ACCEPTANCE_POLICY", "strict"))
+    # extraction and input limits
+    max_pdf_bytes: int = field(default_factory=lambda: int(_env("MAX_PDF_BYTES", str(50 * 1024 * 1024))))
+    max_inline_bytes: int = field(default_factory=lambda: int(_env("MAX_INLINE_BYTES", str(800 * 1024))))
+    max_pages: int = field(default_factory=lambda: int(_env("MAX_PAGES", "300")))
+    extract_workers: int = field(default_factory=lambda: int(_env("EXTRACT_WORKERS", "1")))
+    extract_timeout_s: float = field(default_factory=lambda: float(_env("EXTRACT_TIMEOUT_S", "60")))
+    fetch_timeout_s: float = field(default_factory=lambda: float(_env("FETCH_TIMEOUT_S", "30")))
+    file_roots: list[str] = field(default_factory=lambda: [p for p in _env("FILE_ROOTS").split(os.pathsep) if p])
+    # worker
+    metrics_port: int = field(default_factory=lambda: int(_env("METRICS_PORT", "6066")))
+    agents: list[str] = field(default_factory=lambda: [a for a in _env("AGENTS", "extractor,generator,judge,sink").split(",") if a])
+    sink_batch_rows: int = field(default_factory=lambda: int(_env("SINK_BATCH_ROWS", "500")))
+    sink_batch_seconds: float = field(default_factory=lambda: float(_env("SINK_BATCH_SECONDS", "1.0")))
+    log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "WARNING"))
+
+    def with_overrides(self, **values) -> "Settings":
+        known = {f.name for f in fields(self)}
+        return replace(self, **{k: v for k, v in values.items() if k in known and v is not None})
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.broker_url
+
+    @property
+    def chdb_path(self) -> Path:
+        return self.data_dir.resolve() / "clickhouse"

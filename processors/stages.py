@@ -1,0 +1,451 @@
+"""What each agent does with one record (or one batch, for the sink).
+
+Every failure becomes a DeadLetter with the stage, the paper id, a short error
+kind and a readable reason; the loop goes on. Nothing here raises out to Faust,
+because an exception in an agent would stop its partition.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+import multiprocessing
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import msgspec
+
+from schemas import (
+    RACAR_DIMENSIONS,
+    DeadLetter,
+    PaperExtracted,
+    PaperSubmitted,
+    QAGenerated,
+    QAPair,
+    QAScored,
+    RecordError,
+    Section,
+    decode,
+    encode,
+)
+from schemas import topics as T
+from schemas.ddl import DLQ_TABLE
+from sciqag.context import fit_text
+from sciqag.errors import ExtractionError, ModelOutputError
+from sciqag.extraction import EXTRACTOR_VERSION, ExtractedText, extract_pdf
+from sciqag.ids import qa_id_for
+from sciqag.parsing import parse_generation, parse_racar
+from sciqag.prompts import (
+    LANGUAGE_NAMES,
+    PROMPT_VERSION,
+    generation_messages,
+    generation_schema,
+    judge_messages,
+    judge_schema,
+)
+from sciqag.quality import numeric_support
+from sciqag.racar import is_accepted, scores
+
+from . import metrics
+from .llm import EngineDead, LLMEngine, LLMError
+from .settings import Settings
+from .sources import SourceError, load_pdf
+from .store import DLQ_COLUMNS, Store, StoreError, now
+
+log = logging.getLogger("sciqag.stages")
+
+PROMPT_OVERHEAD_TOKENS = 600  # instructions + chat template around the paper text
+LLM_ATTEMPTS = 2
+
+
+@dataclass
+class Topics:
+    papers: Any
+    extracted: Any
+    generated: Any
+    scored: Any
+    dlq: Any
+
+
+class EngineHolder:
+    """The LLM engine once it is up; agents wait for it."""
+
+    def __init__(self) -> None:
+        self._ready = asyncio.Event()
+        self.engine: LLMEngine | None = None
+        self.error: BaseException | None = None
+
+    def set(self, engine: LLMEngine | None, error: BaseException | None = None) -> None:
+        self.engine, self.error = engine, error
+        self._ready.set()
+
+    def fatal(self, error: BaseException) -> None:
+        """The engine died: remember why and let the worker stop (see app.py)."""
+        if self.error is None:
+            self.error = error
+        self.engine = None
+        self.on_fatal(error)
+
+    def on_fatal(self, error: BaseException) -> None:  # replaced by the app
+        pass
+
+    async def get(self) -> LLMEngine:
+        await self._ready.wait()
+        if self.engine is None:
+            raise RuntimeError(f"the LLM engine did not start: {self.error}")
+        return self.engine
+
+
+def _key(event) -> str:
+    key = event.message.key
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "replace")
+    return str(key or "")
+
+
+class Stages:
+    def __init__(self, settings: Settings, topics: Topics, engine: EngineHolder) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.engine = engine
+        self._store: Store | None = None
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._judge_schema = judge_schema()
+        self._gen_schema = generation_schema(settings.keywords_per_paper, settings.pairs_per_paper)
+
+    # -- shared -------------------------------------------------------------------------------
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.settings)
+            self._store.ensure_schema()
+        return self._store
+
+    async def send(self, topic, paper_id: str, record: msgspec.Struct) -> None:
+        await topic.send(key=paper_id.encode(), value=encode(record))
+
+    async def dead_letter(
+        self, *, stage: str, kind: str, message: str, paper_id: str = "", event=None, source_uri: str = "",
+        paper_failed: bool = True,
+    ) -> None:
+        payload = b""
+        if event is not None and isinstance(event.value, (bytes, bytearray)):
+            payload = bytes(event.value[:300])
+        record = DeadLetter(
+            stage=stage,
+            paper_id=paper_id,
+            error_kind=kind,
+            message=message[:2000],
+            source_topic=event.message.topic if event is not None else "",
+            source_partition=event.message.partition if event is not None else -1,
+            source_offset=event.message.offset if event is not None else -1,
+            source_uri=source_uri,
+            payload_excerpt=payload.decode("utf-8", "replace"),
+            paper_failed=paper_failed,
+        )
+        metrics.DLQ.labels(stage, kind).inc()
+        if paper_failed:
+            metrics.PAPERS.labels(stage, "failed").inc()
+        log.warning("%s: paper %s -> DLQ (%s): %s", stage, paper_id or "?", kind, message[:300])
+        await self.send(self.topics.dlq, paper_id, record)
+
+    async def _guard(self, stage: str, event, work: Callable[[], Awaitable[None]]) -> None:
+        """Run one record's work; an unexpected error dead-letters the record instead of killing the agent."""
+        started = time.perf_counter()
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except EngineDead as exc:
+            # not the paper's fault: leave it unacknowledged (it is redelivered after a restart) and stop
+            log.critical("%s: %s; stopping the worker", stage, exc)
+            self.engine.fatal(exc)
+            await asyncio.Event().wait()
+        except Exception as exc:  # the last line of defence: a bug must not wedge the partition
+            log.exception("%s: unexpected error", stage)
+            await self.dead_letter(stage=stage, kind="internal_error", message=f"{type(exc).__name__}: {exc}",
+                                   paper_id=_key(event), event=event)
+        finally:
+            metrics.STAGE_SECONDS.labels(stage).observe(time.perf_counter() - started)
+
+    # -- extractor ----------------------------------------------------------------------------
+    def _extraction_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn: the worker process holds threads (broker client, engine), fork would copy their locks
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.settings.extract_workers, mp_context=multiprocessing.get_context("spawn")
+            )
+        return self._pool
+
+    def _reset_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.kill()  # a worker stuck in PyMuPDF cannot be interrupted any other way
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _extract(self, data: bytes) -> ExtractedText:
+        loop = asyncio.get_running_loop()
+        job = functools.partial(extract_pdf, data, max_pages=self.settings.max_pages)
+        try:
+            return await asyncio.wait_for(
+                loop.run_in_executor(self._extraction_pool(), job), timeout=self.settings.extract_timeout_s
+            )
+        except asyncio.TimeoutError:
+            self._reset_pool()
+            raise ExtractionError(
+                f"extraction took longer than {self.settings.extract_timeout_s:.0f} s", kind="extract_timeout"
+            ) from None
+        except concurrent.futures.process.BrokenProcessPool:
+            self._reset_pool()
+            raise ExtractionError("the extraction process crashed on this PDF", kind="extractor_crashed") from None
+
+    async def extract(self, event) -> None:
+        await self._guard("extractor", event, lambda: self._extract_one(event))
+
+    async def _extract_one(self, event) -> None:
+        try:
+            paper = decode(event.value, PaperSubmitted)
+        except RecordError as exc:
+            return await self.dead_letter(stage="extractor", kind=exc.kind, message=str(exc), paper_id=_key(event), event=event)
+        try:
+            data = await load_pdf(paper, self.settings)
+            extracted = await self._extract(data)
+        except (SourceError, ExtractionError) as exc:
+            return await self.dead_letter(stage="extractor", kind=exc.kind, message=str(exc), paper_id=paper.paper_id,
+                                          event=event, source_uri=paper.pdf_uri)
+        ref = paper.ref()
+        if not ref.title and extracted.title:
+            ref = msgspec.structs.replace(ref, title=extracted.title)
+        record = PaperExtracted(
+            paper=ref,
+            text=extracted.text,
+            sections=[Section(*s) for s in extracted.sections],
+            pages=extracted.pages,
+            language=paper.language or extracted.language,
+            extractor_version=EXTRACTOR_VERSION,
+            removed=extracted.removed,
+        )
+        await self.send(self.topics.extracted, paper.paper_id, record)
+        metrics.PAPERS.labels("extractor", "ok").inc()
+
+    # -- generator ----------------------------------------------------------------------------
+    def _request_id(self, role: str, event, attempt: int) -> str:
+        m = event.message
+        # unique even when a record is redelivered while its first request still runs (vllm#10583)
+        return f"{role}:{m.topic}:{m.partition}:{m.offset}:{attempt}:{uuid.uuid4().hex[:8]}"
+
+    async def generate(self, event) -> None:
+        await self._guard("generator", event, lambda: self._generate_one(event))
+
+    async def _generate_one(self, event) -> None:
+        try:
+            paper = decode(event.value, PaperExtracted)
+        except RecordError as exc:
+            return await self.dead_letter(stage="generator", kind=exc.kind, message=str(exc), paper_id=_key(event), event=event)
+        engine = await self.engine.get()
+        s = self.settings
+        budget = s.max_context_tokens or (engine.max_model_len - s.generation_max_tokens - PROMPT_OVERHEAD_TOKENS)
+        context, strategy = fit_text(
+            paper.text, [(x.title, x.start, x.end) for x in paper.sections], budget, engine.count_tokens
+        )
+        language = s.qa_language if s.qa_language != "auto" else paper.language
+        language = language if language in LANGUAGE_NAMES else "en"
+        messages = generation_messages(
+            context, language=language, n_keywords=s.keywords_per_paper, n_pairs=s.pairs_per_paper
+        )
+        last_error: Exception | None = None
+        for attempt in range(1, LLM_ATTEMPTS + 1):
+            try:
+                result = await engine.generate(
+                    messages, json_schema=self._gen_schema, max_tokens=s.generation_max_tokens,
+                    request_id=self._request_id("gen", event, attempt), role="generator",
+                )
+                parsed = parse_generation(result.text)
+                break
+            except EngineDead:
+                raise
+            except (LLMError, ModelOutputError) as exc:
+                last_error = exc
+                log.info("generator: attempt %d for %s failed: %s", attempt, paper.paper.paper_id, exc)
+        else:
+            kind = getattr(last_error, "kind", "llm_error")
+            return await self.dead_letter(stage="generator", kind=kind, message=str(last_error),
+                                          paper_id=paper.paper.paper_id, event=event, source_uri=paper.paper.source_uri)
+        pid = paper.paper.paper_id
+        pairs = [
+            QAPair(qa_id=qa_id_for(pid, i, PROMPT_VERSION), index=i, question=q, answer=a)
+            for i, (q, a) in enumerate(parsed.pairs[: s.pairs_per_paper])
+        ]
+        record = QAGenerated(
+            paper=paper.paper,
+            language=language,
+            keywords=parsed.keywords,
+            pairs=pairs,
+            context=context,
+            context_strategy=strategy,
+            model=engine.model_name,
+            prompt_version=PROMPT_VERSION,
+            prompt_tokens=result.prompt_tokens,
+            generated_tokens=result.generated_tokens,
+        )
+        await self.send(self.topics.generated, pid, record)
+        metrics.PAPERS.labels("generator", "ok").inc()
+
+    # -- judge --------------------------------------------------------------------------------
+    async def judge(self, event) -> None:
+        await self._guard("judge", event, lambda: self._judge_one(event))
+
+    async def _judge_pair(self, engine: LLMEngine, event, generated: QAGenerated, pair: QAPair):
+        messages = judge_messages(generated.context, pair.question, pair.answer)
+        last_error: Exception | None = None
+        for attempt in range(1, LLM_ATTEMPTS + 1):
+            try:
+                result = await engine.generate(
+                    messages, json_schema=self._judge_schema, max_tokens=self.settings.judge_max_tokens,
+                    request_id=self._request_id(f"judge{pair.index}", event, attempt), role="judge",
+                )
+                return pair, parse_racar(result.text), result
+            except EngineDead:
+                raise
+            except (LLMError, ModelOutputError) as exc:
+                last_error = exc
+        return pair, last_error, None
+
+    async def _judge_one(self, event) -> None:
+        try:
+            generated = decode(event.value, QAGenerated)
+        except RecordError as exc:
+            return await self.dead_letter(stage="judge", kind=exc.kind, message=str(exc), paper_id=_key(event), event=event)
+        engine = await self.engine.get()
+        pid = generated.paper.paper_id
+        results = await asyncio.gather(*(self._judge_pair(engine, event, generated, p) for p in generated.pairs))
+        judged = [(pair, racar, res) for pair, racar, res in results if res is not None]
+        for pair, error, res in results:
+            if res is None:
+                await self.dead_letter(stage="judge", kind=getattr(error, "kind", "llm_error"),
+                                       message=f"pair {pair.index}: {error}", paper_id=pid, event=event,
+                                       source_uri=generated.paper.source_uri, paper_failed=False)
+        if not judged:
+            return await self.dead_letter(stage="judge", kind="no_pair_judged",
+                                          message=f"none of the {len(generated.pairs)} pairs could be judged",
+                                          paper_id=pid, event=event, source_uri=generated.paper.source_uri)
+        for sequence, (pair, racar, res) in enumerate(judged):
+            accepted = is_accepted(racar, self.settings.acceptance_policy)
+            record = QAScored(
+                paper=generated.paper,
+                qa_id=pair.qa_id,
+                pair_index=pair.index,
+                sequence=sequence,
+                pair_count=len(judged),
+                kind=pair.kind,
+                language=generated.language,
+                keywords=generated.keywords,
+                question=pair.question,
+                answer=pair.answer,
+                racar=racar,
+                numeric_support=numeric_support(pair.answer, generated.context),
+                accepted=accepted,
+                generator_model=generated.model,
+                judge_model=engine.model_name,
+                prompt_version=generated.prompt_version,
+                judge_prompt_tokens=res.prompt_tokens,
+                judge_generated_tokens=res.generated_tokens,
+            )
+            await self.send(self.topics.scored, pid, record)
+            metrics.QA_PAIRS.labels("accepted" if accepted else "rejected").inc()
+            for dim, value in scores(racar).items():
+                metrics.RACAR_SCORE.labels(dim).observe(value)
+        metrics.PAPERS.labels("judge", "ok").inc()
+
+    # -- sink ---------------------------------------------------------------------------------
+    async def sink(self, events: list) -> None:
+        """Insert one batch; returns only once it is stored (offsets are acked after this returns)."""
+        started = time.perf_counter()
+        qa_rows, paper_rows, dlq_rows = [], [], []
+        completed: list[QAScored] = []
+        failed = 0
+        for event in events:
+            if event.message.topic == T.SCORED:
+                try:
+                    rec = decode(event.value, QAScored)
+                except RecordError as exc:
+                    await self.dead_letter(stage="sink", kind=exc.kind, message=str(exc), paper_id=_key(event), event=event)
+                    continue
+                qa_rows.append(_qa_row(rec))
+                if rec.sequence == rec.pair_count - 1:
+                    paper_rows.append(_paper_row_scored(rec))
+                    completed.append(rec)
+            else:
+                try:
+                    dead = decode(event.value, DeadLetter)
+                except RecordError as exc:
+                    log.error("sink: undecodable dead letter at %s/%d/%d: %s", event.message.topic,
+                              event.message.partition, event.message.offset, exc)
+                    metrics.DLQ.labels("sink", "undecodable_dead_letter").inc()
+                    continue
+                dlq_rows.append(_dlq_row(dead))
+                if dead.paper_failed and dead.paper_id:
+                    paper_rows.append(_paper_row_failed(dead))
+                    failed += 1
+        await self._insert_until_stored("qa_pairs", lambda: self.store().insert_qa(qa_rows), bool(qa_rows))
+        await self._insert_until_stored(DLQ_TABLE, lambda: self.store().insert(DLQ_TABLE, dlq_rows, DLQ_COLUMNS), bool(dlq_rows))
+        await self._insert_until_stored("papers", lambda: self.store().insert_papers(paper_rows), bool(paper_rows))
+        metrics.QA_STORED.inc(len(qa_rows))
+        metrics.PAPERS.labels("sink", "scored").inc(len(completed))
+        metrics.PAPERS.labels("sink", "failed").inc(failed)
+        for rec in completed:
+            if rec.paper.submitted_at is not None:
+                metrics.END_TO_END_SECONDS.observe((now() - rec.paper.submitted_at).total_seconds())
+        metrics.STAGE_SECONDS.labels("sink").observe(time.perf_counter() - started)
+
+    async def _insert_until_stored(self, table: str, insert: Callable[[], None], needed: bool) -> None:
+        if not needed:
+            return
+        delay = 0.5
+        while True:
+            started = time.perf_counter()
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, insert)
+                metrics.SINK_INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
+                return
+            except StoreError as exc:
+                # keep the batch and do not ack: the offsets stay uncommitted until ClickHouse takes it
+                metrics.SINK_RETRIES.inc()
+                log.warning("sink: %s; retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def close(self) -> None:
+        self._reset_pool()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def _qa_row(r: QAScored) -> list:
+    p = r.paper
+    s = scores(r.racar)
+    return [
+        p.paper_id, r.qa_id, r.kind, r.pair_index, p.doi, p.title, p.journal, list(p.categories), p.source_uri,
+        r.language, list(r.keywords), r.question, r.answer, *(s[d] for d in RACAR_DIMENSIONS),
+        {d: getattr(r.racar, d).reason for d in RACAR_DIMENSIONS}, r.numeric_support, r.accepted,
+        r.generator_model, r.judge_model, r.prompt_version, r.scored_at, now(),
+    ]
+
+
+def _paper_row_scored(r: QAScored) -> list:
+    p = r.paper
+    return [p.paper_id, p.doi, p.title, p.journal, list(p.categories), p.source_uri, p.source_feed, r.language,
+            "scored", "sink", "", "", list(r.keywords), r.pair_count, "", now()]
+
+
+def _paper_row_failed(d: DeadLetter) -> list:
+    return [d.paper_id, "", "", "", [], d.source_uri, "", "", "failed", d.stage, d.error_kind, d.message, [], 0, "", now()]
+
+
+def _dlq_row(d: DeadLetter) -> list:
+    return [d.stage, d.paper_id, d.error_kind, d.message, d.source_topic, d.source_partition, d.source_offset,
+            d.source_uri, d.paper_failed, d.failed_at]

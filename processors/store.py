@@ -1,0 +1,126 @@
+"""ClickHouse access through clickhouse-connect: chDB in-process by default, a server over HTTP when configured.
+
+clickhouse-connect is synchronous; the agents call it through `run_in_executor`,
+and a lock keeps the chDB session single-threaded.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+from schemas.ddl import PAPERS_TABLE, QA_TABLE, ddl
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+PAPER_COLUMNS = [
+    "paper_id", "doi", "title", "journal", "categories", "source_uri", "source_feed", "language", "status",
+    "stage", "error_kind", "error_message", "keywords", "qa_pairs", "context_strategy", "updated_at",
+]
+DLQ_COLUMNS = [
+    "stage", "paper_id", "error_kind", "message", "source_topic", "source_partition", "source_offset", "source_uri",
+    "paper_failed", "failed_at",
+]
+QA_COLUMNS = [
+    "paper_id", "qa_id", "kind", "pair_index", "doi", "title", "journal", "categories", "source_uri", "language",
+    "keywords", "question", "answer", "relevance", "agnosticism", "completeness", "accuracy", "reasonableness",
+    "reasons", "numeric_support", "accepted", "generator_model", "judge_model", "prompt_version", "scored_at",
+    "inserted_at",
+]
+
+
+class StoreError(Exception):
+    """ClickHouse could not be reached or refused a statement."""
+
+
+def connect(settings: Settings):
+    import clickhouse_connect
+
+    try:
+        if settings.clickhouse_dsn:
+            return clickhouse_connect.get_client(dsn=settings.clickhouse_dsn)
+        if settings.clickhouse_host:
+            return clickhouse_connect.get_client(
+                host=settings.clickhouse_host,
+                port=settings.clickhouse_port,
+                username=settings.clickhouse_user,
+                password=settings.clickhouse_password,
+            )
+        settings.chdb_path.mkdir(parents=True, exist_ok=True)
+        return clickhouse_connect.get_client(dsn=f"chdb://{settings.chdb_path}")
+    except Exception as exc:
+        raise StoreError(f"cannot connect to ClickHouse: {exc}") from exc
+
+
+class Store:
+    def __init__(self, settings: Settings) -> None:
+        self.database = settings.clickhouse_database
+        self._client = connect(settings)
+        self._lock = threading.Lock()
+
+    def ensure_schema(self) -> None:
+        for statement in ddl(self.database):
+            self.command(statement)
+
+    def command(self, sql: str, parameters: dict | None = None) -> Any:
+        with self._lock:
+            try:
+                return self._client.command(sql, parameters=parameters)
+            except Exception as exc:
+                raise StoreError(f"ClickHouse command failed: {exc}") from exc
+
+    def query(self, sql: str, parameters: dict | None = None) -> list[dict]:
+        with self._lock:
+            try:
+                result = self._client.query(sql, parameters=parameters)
+            except Exception as exc:
+                raise StoreError(f"ClickHouse query failed: {exc}") from exc
+        return [dict(zip(result.column_names, row)) for row in result.result_rows]
+
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: list[str]) -> None:
+        if not rows:
+            return
+        with self._lock:
+            try:
+                self._client.insert(table, list(rows), column_names=columns, database=self.database)
+            except Exception as exc:
+                raise StoreError(f"insert of {len(rows)} rows into {table} failed: {exc}") from exc
+
+    def insert_papers(self, rows: Sequence[Sequence[Any]]) -> None:
+        self.insert(PAPERS_TABLE, rows, PAPER_COLUMNS)
+
+    def insert_qa(self, rows: Sequence[Sequence[Any]]) -> None:
+        self.insert(QA_TABLE, rows, QA_COLUMNS)
+
+    def paper_status(self, paper_ids: Iterable[str]) -> dict[str, dict]:
+        ids = list(paper_ids)
+        if not ids:
+            return {}
+        rows = self.query(
+            f"SELECT paper_id, status, stage, error_kind, error_message, qa_pairs, updated_at FROM `{self.database}`.{PAPERS_TABLE} FINAL "
+            "WHERE paper_id IN {ids:Array(String)}",
+            {"ids": ids},
+        )
+        return {r["paper_id"]: r for r in rows}
+
+    def qa_rows(self, paper_ids: Iterable[str] | None = None) -> list[dict]:
+        where, params = "", None
+        if paper_ids is not None:
+            where, params = "WHERE paper_id IN {ids:Array(String)}", {"ids": list(paper_ids)}
+        return self.query(
+            f"SELECT * FROM `{self.database}`.{QA_TABLE} FINAL {where} ORDER BY paper_id, kind, pair_index", params
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._client.close()
+            except Exception:  # closing a broken connection must not mask the real error
+                log.debug("closing ClickHouse client failed", exc_info=True)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)

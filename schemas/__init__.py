@@ -1,0 +1,21 @@
+"""Wire records, topic names, ClickHouse DDL and JSON Schema export. Imports nothing of the project."""
+from .codec import RecordError, decode, encode
+from .records import (
+    RACAR_DIMENSIONS,
+    SCHEMA_VERSION,
+    DeadLetter,
+    DimensionScore,
+    PaperExtracted,
+    PaperRef,
+    PaperSubmitted,
+    QAGenerated,
+    QAPair,
+    QAScored,
+    Racar,
+    Section,
+)
+
+__all__ = [
+    "RACAR_DIMENSIONS", "SCHEMA_VERSION", "DeadLetter", "DimensionScore", "PaperExtracted", "PaperRef",
+    "PaperSubmitted", "QAGenerated", "QAPair", "QAScored", "Racar", "RecordError", "Section", "decode", "encode",
+]

@@ -1,0 +1,48 @@
+"""JSON encode/decode at the topic boundary, with one reused encoder and decoder per type."""
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+
+from .records import RECORD_TYPES, SCHEMA_VERSION
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+_encoder = msgspec.json.Encoder()
+_decoders: dict[type, msgspec.json.Decoder] = {t: msgspec.json.Decoder(t) for t in RECORD_TYPES.values()}
+
+
+class RecordError(ValueError):
+    """A payload that is not a valid record of the expected type and version."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def encode(record: msgspec.Struct) -> bytes:
+    return _encoder.encode(record)
+
+
+def decode(payload: bytes | None, record_type: type[T]) -> T:
+    """Decode and validate `payload`; raise RecordError with a kind and a readable reason."""
+    if not payload:
+        raise RecordError("empty_payload", f"empty message where a {record_type.__name__} was expected")
+    try:
+        record = _decoders[record_type].decode(payload)
+    except msgspec.ValidationError as exc:
+        raise RecordError("schema_violation", f"not a valid {record_type.__name__}: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise RecordError("undecodable", f"not JSON: {exc}") from exc
+    version = getattr(record, "schema_version", None)
+    if version != SCHEMA_VERSION:
+        raise RecordError(
+            "unsupported_schema_version",
+            f"{record_type.__name__} schema_version {version} is not supported (this build reads {SCHEMA_VERSION})",
+        )
+    return record
+
+
+def to_builtins(record: msgspec.Struct) -> Any:
+    return msgspec.to_builtins(record)

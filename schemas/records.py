@@ -1,0 +1,179 @@
+"""Wire records for every topic.
+
+One msgspec Struct per record. Rules (msgspec schema-evolution guide):
+new fields always get defaults, field types never change, unknown fields are
+ignored on decode so older consumers keep working with newer producers.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class PaperRef(msgspec.Struct, frozen=True, kw_only=True):
+    """The identifiers of a paper, carried by every downstream record."""
+
+    paper_id: str
+    doi: str = ""
+    title: str = ""
+    journal: str = ""
+    categories: list[str] = []
+    source_uri: str = ""  # where the PDF came from: file:// or http(s):// URI, or "inline:<name>"
+    source_feed: str = ""
+    submitted_at: datetime | None = None
+
+
+class PaperSubmitted(msgspec.Struct, kw_only=True):
+    """`sciqag.papers`: a new paper. Either `pdf_uri` or `pdf_bytes` is set."""
+
+    paper_id: str
+    doi: str = ""
+    title: str = ""
+    journal: str = ""
+    categories: list[str] = []
+    language: str = ""  # hint from the feed ("en", "ru"); empty = detect
+    source_feed: str = ""
+    pdf_uri: str = ""
+    pdf_bytes: bytes | None = None  # inline PDF, bounded by settings.max_inline_bytes
+    submitted_at: datetime = msgspec.field(default_factory=utcnow)
+    schema_version: int = SCHEMA_VERSION
+
+    def ref(self) -> PaperRef:
+        return PaperRef(
+            paper_id=self.paper_id,
+            doi=self.doi,
+            title=self.title,
+            journal=self.journal,
+            categories=list(self.categories),
+            source_uri=self.pdf_uri,
+            source_feed=self.source_feed,
+            submitted_at=self.submitted_at,
+        )
+
+
+class Section(msgspec.Struct, frozen=True):
+    """A detected section: its heading and [start, end) character offsets into the text."""
+
+    title: str
+    start: int
+    end: int
+
+
+class PaperExtracted(msgspec.Struct, kw_only=True):
+    """`sciqag.extracted`: cleaned full text of one paper."""
+
+    paper: PaperRef
+    text: str
+    sections: list[Section] = []
+    pages: int = 0
+    language: str = "en"
+    extractor_version: str = ""
+    removed: dict[str, int] = {}  # what cleaning removed, by kind (running headers, references...)
+    extracted_at: datetime = msgspec.field(default_factory=utcnow)
+    schema_version: int = SCHEMA_VERSION
+
+
+class QAPair(msgspec.Struct, frozen=True, kw_only=True):
+    qa_id: str
+    index: int
+    question: str
+    answer: str
+    kind: str = "open"
+
+
+class QAGenerated(msgspec.Struct, kw_only=True):
+    """`sciqag.qa.generated`: keywords and the pairs generated for one paper.
+
+    `context` is the paper text exactly as the generator saw it, so the judge
+    scores against the same evidence; `context_strategy` says how it was fitted
+    into the model's window (never silently truncated).
+    """
+
+    paper: PaperRef
+    language: str
+    keywords: list[str]
+    pairs: list[QAPair]
+    context: str
+    context_strategy: str = "full"
+    model: str = ""
+    prompt_version: str = ""
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    generated_at: datetime = msgspec.field(default_factory=utcnow)
+    schema_version: int = SCHEMA_VERSION
+
+
+class DimensionScore(msgspec.Struct, frozen=True):
+    score: int
+    reason: str = ""
+
+
+class Racar(msgspec.Struct, frozen=True, kw_only=True):
+    """SciQAG's five judging dimensions, each scored 1..3."""
+
+    relevance: DimensionScore
+    agnosticism: DimensionScore
+    completeness: DimensionScore
+    accuracy: DimensionScore
+    reasonableness: DimensionScore
+
+
+RACAR_DIMENSIONS = ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness")
+
+
+class QAScored(msgspec.Struct, kw_only=True):
+    """`sciqag.qa.scored`: one judged pair."""
+
+    paper: PaperRef
+    qa_id: str
+    pair_index: int  # the pair's index in the generator's output (part of its qa_id)
+    sequence: int  # 0..pair_count-1 among the pairs of this paper that reach the scored topic
+    pair_count: int  # the record with sequence == pair_count - 1 completes the paper
+    kind: str = "open"
+    language: str = "en"
+    keywords: list[str] = []
+    question: str
+    answer: str
+    racar: Racar
+    numeric_support: float | None = None  # share of numbers in the answer found in the paper; None if it has none
+    accepted: bool = False
+    generator_model: str = ""
+    judge_model: str = ""
+    prompt_version: str = ""
+    judge_prompt_tokens: int = 0
+    judge_generated_tokens: int = 0
+    scored_at: datetime = msgspec.field(default_factory=utcnow)
+    schema_version: int = SCHEMA_VERSION
+
+
+class DeadLetter(msgspec.Struct, kw_only=True):
+    """`sciqag.dlq`: a record a stage could not process, and why."""
+
+    stage: str
+    paper_id: str = ""
+    error_kind: str
+    message: str
+    source_topic: str = ""
+    source_partition: int = -1
+    source_offset: int = -1
+    source_uri: str = ""
+    payload_excerpt: str = ""  # the first bytes of the original payload, for operators
+    paper_failed: bool = True  # False when only one pair failed and the paper goes on
+    failed_at: datetime = msgspec.field(default_factory=utcnow)
+    schema_version: int = SCHEMA_VERSION
+
+
+RECORD_TYPES: dict[str, type[msgspec.Struct]] = {
+    "PaperSubmitted": PaperSubmitted,
+    "PaperExtracted": PaperExtracted,
+    "QAGenerated": QAGenerated,
+    "QAScored": QAScored,
+    "DeadLetter": DeadLetter,
+}

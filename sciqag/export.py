@@ -1,0 +1,43 @@
+"""Export rows: one JSON object per scored pair, with the paper's identifiers and the five scores."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable, Iterator
+
+from schemas import RACAR_DIMENSIONS
+
+
+def qa_export_record(row: dict[str, Any]) -> dict[str, Any]:
+    """A `qa_pairs` row (as read from ClickHouse) -> the public export shape."""
+    ns = row.get("numeric_support")
+    return {
+        "qa_id": row["qa_id"],
+        "paper_id": row["paper_id"],
+        "doi": row.get("doi", ""),
+        "title": row.get("title", ""),
+        "journal": row.get("journal", ""),
+        "source": row.get("source_uri", ""),
+        "kind": row.get("kind", "open"),
+        "language": row.get("language", ""),
+        "keywords": list(row.get("keywords") or []),
+        "question": row["question"],
+        "answer": row["answer"],
+        "scores": {d: int(row[d]) for d in RACAR_DIMENSIONS},
+        "reasons": dict(row.get("reasons") or {}),
+        "numeric_support": None if ns is None else round(float(ns), 4),
+        "accepted": bool(row.get("accepted")),
+        "generator_model": row.get("generator_model", ""),
+        "judge_model": row.get("judge_model", ""),
+        "prompt_version": row.get("prompt_version", ""),
+        "scored_at": row["scored_at"].isoformat() if isinstance(row.get("scored_at"), datetime) else row.get("scored_at"),
+    }
+
+
+def export_records(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    return (qa_export_record(r) for r in rows)
+
+
+def racar_means(rows: list[dict[str, Any]]) -> dict[str, float]:
+    if not rows:
+        return {d: float("nan") for d in RACAR_DIMENSIONS}
+    return {d: sum(int(r[d]) for r in rows) / len(rows) for d in RACAR_DIMENSIONS}

@@ -1,0 +1,107 @@
+"""Parse model output into keywords and pairs, or into RACAR scores.
+
+Structured output (JSON schema) is the normal path; the plain-text format of
+the SciQAG paper (`Keywords: a, b` then `Q1: … A1: …`) is accepted too, for
+remote models without structured output. Anything else raises ModelOutputError.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from schemas import RACAR_DIMENSIONS, DimensionScore, Racar
+
+from .errors import ModelOutputError
+
+_QA_LINE = re.compile(r"^\s*(?:\*\*)?\s*([QA])\s*(\d+)\s*(?:\*\*)?\s*[:.)]\s*(.*)$", re.IGNORECASE)
+_KEYWORDS_LINE = re.compile(r"^\s*(?:\*\*)?\s*(?:keywords|ключевые слова)\s*(?:\*\*)?\s*:\s*(.*)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class GeneratedPairs:
+    keywords: list[str]
+    pairs: list[tuple[str, str]]
+
+
+def _json_object(text: str) -> dict | None:
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        return None
+    try:
+        value = json.loads(text[start : end + 1])
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _clean(s: object) -> str:
+    return " ".join(str(s).split()) if isinstance(s, (str, int, float)) else ""
+
+
+def _from_json(obj: dict) -> GeneratedPairs:
+    keywords = [_clean(k) for k in obj.get("keywords") or [] if _clean(k)]
+    raw_pairs = obj.get("qa_pairs", obj.get("pairs"))
+    if not isinstance(raw_pairs, list):
+        raise ModelOutputError("JSON output has no 'qa_pairs' list")
+    pairs = []
+    for item in raw_pairs:
+        if not isinstance(item, dict):
+            continue
+        q = _clean(item.get("question", item.get("q", "")))
+        a = _clean(item.get("answer", item.get("a", "")))
+        if q and a:
+            pairs.append((q, a))
+    return GeneratedPairs(keywords, pairs)
+
+
+def _from_plain_text(text: str) -> GeneratedPairs:
+    keywords: list[str] = []
+    questions: dict[int, str] = {}
+    answers: dict[int, str] = {}
+    current: tuple[str, int] | None = None
+    for line in text.splitlines():
+        if m := _KEYWORDS_LINE.match(line):
+            keywords = [k.strip(" .*") for k in re.split(r"[,;]", m.group(1)) if k.strip(" .*")]
+            current = None
+        elif m := _QA_LINE.match(line):
+            kind, n = m.group(1).upper(), int(m.group(2))
+            (questions if kind == "Q" else answers)[n] = m.group(3).strip()
+            current = (kind, n)
+        elif current and line.strip():
+            target = questions if current[0] == "Q" else answers
+            target[current[1]] = f"{target[current[1]]} {line.strip()}".strip()
+    pairs = [(_clean(questions[n]), _clean(answers[n])) for n in sorted(questions) if n in answers]
+    return GeneratedPairs(keywords, [(q, a) for q, a in pairs if q and a])
+
+
+def parse_generation(text: str) -> GeneratedPairs:
+    """Keywords and pairs from the generator's output; raises ModelOutputError when there are no pairs."""
+    obj = _json_object(text)
+    result = _from_json(obj) if obj is not None else _from_plain_text(text)
+    if not result.pairs:
+        snippet = " ".join(text.split())[:160]
+        raise ModelOutputError(f"no question-answer pairs found in the model output: {snippet!r}")
+    return result
+
+
+def parse_racar(text: str) -> Racar:
+    """Five 1..3 scores with reasons; raises ModelOutputError on a missing dimension or a score out of range."""
+    obj = _json_object(text)
+    if obj is None:
+        raise ModelOutputError(f"judge output is not JSON: {' '.join(text.split())[:160]!r}")
+    dims = {}
+    for name in RACAR_DIMENSIONS:
+        value = obj.get(name)
+        if isinstance(value, dict):
+            score, reason = value.get("score"), _clean(value.get("reason", ""))
+        else:
+            score, reason = value, ""
+        if isinstance(score, str) and score.strip().isdigit():
+            score = int(score.strip())
+        if isinstance(score, bool) or not isinstance(score, int):
+            raise ModelOutputError(f"judge output has no integer score for {name!r}", kind="judge_score_invalid")
+        if not 1 <= score <= 3:
+            raise ModelOutputError(f"judge score {score} for {name!r} is outside 1..3", kind="judge_score_out_of_range")
+        dims[name] = DimensionScore(score=score, reason=reason)
+    return Racar(**dims)

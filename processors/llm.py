@@ -144,8 +144,13 @@ async def open_engine(options: EngineOptions) -> AsyncIterator[VLLMInProcess]:
         raise RuntimeError(
             "vLLM is not installed: `pip install -e .[cpu]` on CPU hosts or `.[gpu]` on GPU hosts"
         ) from exc
+    from vllm.config import StructuredOutputsConfig
+
     started = time.perf_counter()
     args = AsyncEngineArgs(
+        # compact JSON only: a small model under a grammar that allows free whitespace can emit
+        # newlines until max_tokens and return a truncated record
+        structured_outputs_config=StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
         model=options.model,
         max_model_len=options.max_model_len,
         enforce_eager=options.enforce_eager,

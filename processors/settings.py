@@ -46,7 +46,7 @@ class Settings:
     keywords_per_paper: int = field(default_factory=lambda: int(_env("KEYWORDS_PER_PAPER", "15")))
     max_context_tokens: int = field(default_factory=lambda: int(_env("MAX_CONTEXT_TOKENS", "0")))  # 0: fit the model window
     generation_max_tokens: int = field(default_factory=lambda: int(_env("GENERATION_MAX_TOKENS", "2048")))
-    judge_max_tokens: int = field(default_factory=lambda: int(_env("JUDGE_MAX_TOKENS", "400")))
+    judge_max_tokens: int = field(default_factory=lambda: int(_env("JUDGE_MAX_TOKENS", "512")))
     qa_language: str = field(default_factory=lambda: _env("QA_LANGUAGE", "auto"))  # auto: the paper's language
     acceptance_policy: str = field(default_factory=lambda: _env("ACCEPTANCE_POLICY", "strict"))
     # extraction and input limits

@@ -65,7 +65,7 @@ def fit_text(
         if used + cost <= max_tokens:
             chosen[i] = body
             used += cost
-        elif max_tokens - used > 50:
+        elif max_tokens - used > 50 or not chosen:  # a sliver is not worth a cut, unless it is all we have
             part = _cut_to_sentences(body, max_tokens - used, count_tokens)
             if part:
                 chosen[i] = part

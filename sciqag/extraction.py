@@ -18,7 +18,7 @@ from .errors import ExtractionError
 EXTRACTOR_VERSION = "pymupdf-clean-1"
 
 MIN_CHARS_PER_PAGE = 200  # below this on average, and with images on the pages, the PDF is a scan
-EDGE_LINES = 3  # lines looked at on top and bottom of each page for running headers/footers
+EDGE_BLOCKS = 2  # blocks looked at on top and bottom of each page for running headers/footers
 
 _REFERENCES = re.compile(
     r"^\s*(?:\d+\.?\s*)?(references|bibliography|literature cited|works cited|список литературы|литература|"
@@ -55,30 +55,41 @@ def detect_language(text: str) -> str:
     return "ru" if cyr > 0.3 * (cyr + lat) and cyr > 0 else "en"
 
 
-def _page_lines(page: pymupdf.Page) -> list[str]:
-    lines: list[str] = []
-    for block in page.get_text("blocks", sort=False):
+# ligatures expanded ("ﬁ" -> "fi"), so questions and numbers match the text users search
+_TEXT_FLAGS = (pymupdf.TEXTFLAGS_BLOCKS & ~pymupdf.TEXT_PRESERVE_LIGATURES) | pymupdf.TEXT_MEDIABOX_CLIP
+
+
+def _page_blocks(page: pymupdf.Page) -> list[list[str]]:
+    """The page's text blocks, each a list of non-empty lines."""
+    blocks: list[list[str]] = []
+    for block in page.get_text("blocks", sort=False, flags=_TEXT_FLAGS):
         if block[6] != 0:  # image block
             continue
-        for line in block[4].splitlines():
-            line = line.strip()
-            if line:
-                lines.append(line)
-        lines.append("")  # block boundary = paragraph boundary
-    return lines
+        lines = [ln.strip() for ln in block[4].splitlines() if ln.strip()]
+        if lines:
+            blocks.append(lines)
+    return blocks
 
 
-def _running_lines(pages: list[list[str]]) -> set[str]:
-    """Lines (digits normalised) that open or close at least 30% of pages (min 2)."""
+def _block_key(lines: list[str]) -> str:
+    return _DIGITS.sub("#", " ".join(lines))
+
+
+def _edge_blocks(blocks: list[list[str]]) -> list[list[str]]:
+    """Short blocks at the top or bottom of a page: where running headers and footers live."""
+    edges = blocks[:EDGE_BLOCKS] + blocks[-EDGE_BLOCKS:]
+    return [b for b in edges if len(b) <= 4]
+
+
+def _running_blocks(pages: list[list[list[str]]]) -> set[str]:
+    """Edge blocks (digits normalised, so page numbers vary) that repeat on at least 30% of pages (min 2)."""
     if len(pages) < 3:
         return set()
     counts: Counter[str] = Counter()
-    for lines in pages:
-        content = [ln for ln in lines if ln]
-        edges = set(content[:EDGE_LINES] + content[-EDGE_LINES:])
-        counts.update({_DIGITS.sub("#", ln) for ln in edges})
+    for blocks in pages:
+        counts.update({_block_key(b) for b in _edge_blocks(blocks)})
     threshold = max(2, int(0.3 * len(pages)))
-    return {ln for ln, n in counts.items() if n >= threshold and len(ln) < 200}
+    return {key for key, n in counts.items() if n >= threshold and len(key) < 250}
 
 
 def _join_lines(lines: list[str]) -> str:
@@ -156,7 +167,7 @@ def extract_pdf(data: bytes, *, max_pages: int = 500) -> ExtractedText:
         if doc.page_count > max_pages:
             raise ExtractionError(f"{doc.page_count} pages is over the limit of {max_pages}", kind="too_many_pages")
         try:
-            pages = [_page_lines(page) for page in doc]
+            pages = [_page_blocks(page) for page in doc]
             images = sum(len(page.get_images()) for page in doc)
         except Exception as exc:
             raise ExtractionError(f"PyMuPDF failed while reading pages: {exc}", kind="corrupt_pdf") from exc
@@ -165,7 +176,7 @@ def extract_pdf(data: bytes, *, max_pages: int = 500) -> ExtractedText:
             title = ""
         page_count = doc.page_count
 
-    raw_chars = sum(len(ln) for lines in pages for ln in lines)
+    raw_chars = sum(len(ln) for blocks in pages for block in blocks for ln in block)
     if raw_chars < MIN_CHARS_PER_PAGE * page_count:
         reason = "image-only (scanned) PDF" if images else "PDF with almost no text"
         raise ExtractionError(
@@ -175,15 +186,19 @@ def extract_pdf(data: bytes, *, max_pages: int = 500) -> ExtractedText:
         )
 
     removed: Counter[str] = Counter()
-    running = _running_lines(pages)
+    running = _running_blocks(pages)
     kept: list[str] = []
-    for lines in pages:
-        for line in lines:
-            if line and (_DIGITS.sub("#", line) in running or _PAGE_NUMBER.match(line)):
-                removed["running_header_chars"] += len(line)
+    for blocks in pages:
+        edges = {id(b) for b in _edge_blocks(blocks)}
+        for block in blocks:
+            # a repeated header/footer is removed wherever it sits (a first page often places it mid-page)
+            is_running = len(block) <= 4 and _block_key(block) in running
+            is_page_number = id(block) in edges and all(_PAGE_NUMBER.match(ln) for ln in block)
+            if is_running or is_page_number:
+                removed["running_header_chars"] += sum(len(ln) for ln in block)
                 continue
-            kept.append(line)
-        kept.append("")
+            kept.extend(block)
+            kept.append("")  # block boundary = paragraph boundary
     text = _join_lines(kept)
     text, ref_chars = _cut_references(text)
     if ref_chars:

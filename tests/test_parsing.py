@@ -1,0 +1,67 @@
+import json
+
+import pytest
+
+from sciqag.errors import ModelOutputError
+from sciqag.parsing import parse_generation, parse_racar
+
+
+def test_structured_json_output():
+    text = json.dumps({"keywords": ["PFBVE", "WVTR"], "qa_pairs": [
+        {"question": "What WVTR did the PFBVE film have?", "answer": "0.8 g m-2 day-1."},
+        {"question": "  Extra   spaces? ", "answer": "Collapsed."},
+    ]})
+    parsed = parse_generation(text)
+    assert parsed.keywords == ["PFBVE", "WVTR"]
+    assert parsed.pairs == [("What WVTR did the PFBVE film have?", "0.8 g m-2 day-1."), ("Extra spaces?", "Collapsed.")]
+
+
+def test_plain_text_format_of_the_sciqag_paper():
+    text = """Keywords: hard carbon, sodium-ion, SEI
+Q1: What first-cycle efficiency did hard carbon reach with both additives?
+A1: 86%, up from 78%
+without additives.
+Q2: Which cathode was used in full cells?
+A2: Na3V2(PO4)3.
+Q3: A question without an answer?"""
+    parsed = parse_generation(text)
+    assert parsed.keywords == ["hard carbon", "sodium-ion", "SEI"]
+    assert parsed.pairs[0] == ("What first-cycle efficiency did hard carbon reach with both additives?",
+                               "86%, up from 78% without additives.")
+    assert len(parsed.pairs) == 2  # Q3 has no answer
+
+
+@pytest.mark.parametrize("text", ["", "I cannot help with that.", '{"keywords": ["a"]}', '{"qa_pairs": "nope"}',
+                                  '{"qa_pairs": [{"question": "", "answer": ""}]}', '{"qa_pairs": [{"question": "Q", '])
+def test_malformed_generation_output_raises(text):
+    with pytest.raises(ModelOutputError):
+        parse_generation(text)
+
+
+def _racar(**overrides):
+    obj = {d: {"score": 3, "reason": "fine"} for d in ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness")}
+    obj.update(overrides)
+    return json.dumps(obj)
+
+
+def test_racar_scores_and_reasons():
+    racar = parse_racar(_racar(accuracy={"score": 2, "reason": "one claim unsupported"}))
+    assert racar.accuracy.score == 2 and racar.accuracy.reason == "one claim unsupported"
+    assert racar.relevance.score == 3
+
+
+@pytest.mark.parametrize(
+    "text, kind",
+    [
+        (_racar(accuracy={"score": 4, "reason": "x"}), "judge_score_out_of_range"),
+        (_racar(accuracy={"score": 0, "reason": "x"}), "judge_score_out_of_range"),
+        (_racar(accuracy={"score": "high", "reason": "x"}), "judge_score_invalid"),
+        (_racar(accuracy={"score": True, "reason": "x"}), "judge_score_invalid"),
+        (json.dumps({"relevance": {"score": 3}}), "judge_score_invalid"),
+        ("Every score is 3.", "unparseable_model_output"),
+    ],
+)
+def test_bad_judge_output_raises_with_kind(text, kind):
+    with pytest.raises(ModelOutputError) as info:
+        parse_racar(text)
+    assert info.value.kind == kind

@@ -76,6 +76,7 @@ def run_worker(settings: Settings, job: Job | None = None) -> int:
                         os.kill(os.getpid(), signal.SIGTERM)  # a graceful stop of the whole worker
 
             worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+            worker.spinner = None  # its cursor escapes would land in the summary on stdout
             try:
                 worker.execute_from_commandline()
             except SystemExit as exc:

@@ -155,6 +155,12 @@ def extract_pdf(data: bytes, *, max_pages: int = 500) -> ExtractedText:
         raise ExtractionError("the file is empty (0 bytes)", kind="empty_file")
     if not data.lstrip()[:5].startswith(b"%PDF"):
         raise ExtractionError(f"not a PDF: starts with {data[:16]!r}", kind="not_a_pdf")
+    if b"%%EOF" not in data[-2048:]:
+        # PyMuPDF would silently "repair" a cut-off file and return the pages that survived
+        raise ExtractionError(
+            f"truncated PDF: no %%EOF marker at the end of its {len(data)} bytes (an incomplete download or copy?)",
+            kind="truncated_pdf",
+        )
     try:
         doc = pymupdf.open(stream=data, filetype="pdf")
     except Exception as exc:  # PyMuPDF raises several types for broken files

@@ -61,10 +61,11 @@ def test_running_headers_and_page_numbers_are_removed():
     [
         (lambda: b"", "empty_file"),
         (lambda: b"PK\x03\x04 a zip, not a pdf", "not_a_pdf"),
-        (lambda: b"%PDF-1.7\n" + b"\x00garbage" * 20, "corrupt_pdf"),
-        (lambda: _pdf(["word " * 400])[:300], "corrupt_pdf"),
+        (lambda: b"%PDF-1.7\n" + b"\x00garbage" * 20 + b"\n%%EOF\n", "corrupt_pdf"),
+        (lambda: _pdf(["word " * 400])[:300], "truncated_pdf"),
+        (lambda: _pdf(["word " * 400] * 3)[:-600], "truncated_pdf"),
     ],
-    ids=["empty", "zip", "garbage-after-header", "truncated"],
+    ids=["empty", "zip", "garbage-after-header", "truncated-early", "truncated-late"],
 )
 def test_bad_files_raise_extraction_error_with_kind(make, kind):
     with pytest.raises(ExtractionError) as info:

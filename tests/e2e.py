@@ -1,0 +1,97 @@
+"""Helpers for end-to-end tests: run the real `sciqag` CLI and read what it stored."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from processors.settings import Settings
+from processors.store import Store
+
+from .conftest import sciqag_exe
+
+# small settings so a CPU run with the 135M model takes minutes, not hours
+FAST = ["--pairs", "3", "--keywords", "5", "--max-context-tokens", "1200", "--max-model-len", "4096"]
+
+
+@dataclass
+class RunResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    metrics: dict[tuple[str, tuple], float]
+    summary: dict
+
+
+def run_sciqag(paths: list[Path], data_dir: Path, port: int, *, extra: list[str] = (), timeout: float = 1200,
+               scrape: bool = False) -> RunResult:
+    """Run `sciqag run`; with scrape=True keep its metrics endpoint up after the job, read it, then stop it."""
+    summary_file = data_dir / "summary.json"
+    cmd = [sciqag_exe(), "run", *map(str, paths), "--data-dir", str(data_dir), "--metrics-port", str(port),
+           "--summary-json", str(summary_file), *FAST, *extra]
+    if scrape:
+        cmd += ["--linger", "600"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines: queue.Queue[str] = queue.Queue()
+    stderr: list[str] = []
+
+    def pump() -> None:
+        for line in proc.stderr:
+            stderr.append(line)
+            lines.put(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    metrics: dict = {}
+    deadline = time.monotonic() + timeout
+    try:
+        if scrape:
+            while True:
+                try:
+                    line = lines.get(timeout=max(1.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise AssertionError("sciqag run did not finish in time:\n" + "".join(stderr[-60:]))
+                if line.startswith("done; metrics stay up"):
+                    break
+                if proc.poll() is not None and lines.empty():
+                    raise AssertionError("sciqag run exited early:\n" + "".join(stderr[-60:]))
+            metrics = scrape_metrics(port)
+            proc.send_signal(signal.SIGTERM)
+        stdout, _ = proc.communicate(timeout=max(60.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=10)
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+    return RunResult(proc.returncode, stdout, "".join(stderr), metrics, summary)
+
+
+def scrape_metrics(port: int) -> dict[tuple[str, tuple], float]:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(body):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def metric(samples: dict, name: str, **labels) -> float:
+    want = tuple(sorted(labels.items()))
+    return sum(v for (n, lab), v in samples.items() if n == name and all(item in lab for item in want))
+
+
+def open_store(data_dir: Path) -> Store:
+    store = Store(Settings(data_dir=data_dir))
+    store.ensure_schema()
+    return store

@@ -204,6 +204,8 @@ def format_summary(report: RunReport) -> str:
         f"wall time             {elapsed:.1f} s",
         f"papers/min            {len(report.status) / (elapsed / 60):.2f}" if elapsed > 0 else "",
         f"generated tokens      {int(generated)}",
+        f"generated tokens/s    {generated / elapsed:.1f}" if elapsed > 0 else "",
+        f"peak memory           worker {_peak_rss_mib('self'):.0f} MiB, largest child {_peak_rss_mib('children'):.0f} MiB",
     ]
     if failed:
         lines += ["", "failed papers:"]
@@ -211,6 +213,14 @@ def format_summary(report: RunReport) -> str:
             s = report.status[pid]
             lines.append(f"  {report.papers[pid]}: {s['stage']} {s['error_kind']}: {s['error_message'][:200]}")
     return "\n".join(line for line in lines if line is not None)
+
+
+def _peak_rss_mib(who: str) -> float:
+    """Peak resident memory of this process, or of its largest finished child (vLLM's EngineCore)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF if who == "self" else resource.RUSAGE_CHILDREN)
+    return usage.ru_maxrss / 1024  # KiB on Linux
 
 
 def _counter_sum(counter, **labels) -> float:
@@ -232,4 +242,5 @@ def summary_dict(report: RunReport) -> dict:
         "racar_means": racar_means(report.qa_rows),
         "generated_tokens": _counter_sum(metrics.LLM_TOKENS, kind="generated"),
         "wall_seconds": time.monotonic() - report.started,
+        "peak_rss_mib": {"worker": _peak_rss_mib("self"), "largest_child": _peak_rss_mib("children")},
     }

@@ -107,7 +107,7 @@ def cmd_run(args) -> int:
     if not files:
         raise ValueError("no files found under the given paths")
     roots = {str(p.resolve().parent) for p in files}
-    settings = settings.with_overrides(file_roots=sorted(set(settings.file_roots) | roots), agents=list(settings.agents))
+    settings = settings.with_overrides(file_roots=sorted(set(settings.file_roots) | roots))
     report = RunReport()
     code = run_worker(settings, make_run_job(args.paths, report, timeout_s=args.timeout, linger_s=args.linger))
     summary = format_summary(report)

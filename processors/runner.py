@@ -54,7 +54,6 @@ def run_worker(settings: Settings, job: Job | None = None) -> int:
             broker = settings.broker_url
             if not broker:
                 broker = stack.enter_context(tansu_broker(log_file=settings.data_dir / "tansu.log"))
-                settings = settings.with_overrides(broker_url="")  # still "embedded" for timeouts
             model_dir = None
             if set(settings.agents) & {"generator", "judge"}:
                 model_dir = settings.model or str(prepare_bundled_model())

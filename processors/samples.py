@@ -59,8 +59,16 @@ def render_pdf(markdown: str, out: Path) -> None:
             page = None  # did not fit in what is left of this page: next page
         else:
             raise ValueError(f"a paragraph is longer than a page: {snippet[:60]}…")
-    doc.set_metadata({"title": markdown.splitlines()[0].lstrip("# ").strip(), "subject": "sciqag-stream demo sample"})
-    doc.save(out)
+    # fixed dates and no random file id: the same text gives the same bytes, hence the same paper_id,
+    # so a second `make demo` replaces its rows instead of adding papers
+    doc.set_metadata({
+        "title": markdown.splitlines()[0].lstrip("# ").strip(),
+        "subject": "sciqag-stream demo sample",
+        "creationDate": "D:20260101000000Z",
+        "modDate": "D:20260101000000Z",
+        "producer": "sciqag-stream",
+    })
+    doc.save(out, no_new_id=True)
 
 
 def write_sample_pdfs(out_dir: Path) -> list[Path]:

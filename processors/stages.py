@@ -11,6 +11,7 @@ import concurrent.futures
 import functools
 import logging
 import multiprocessing
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -112,16 +113,20 @@ class Stages:
         self.topics = topics
         self.engine = engine
         self._store: Store | None = None
+        self._store_lock = threading.Lock()
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._judge_schema = judge_schema()
         self._gen_schema = generation_schema(settings.keywords_per_paper, settings.pairs_per_paper)
 
     # -- shared -------------------------------------------------------------------------------
     def store(self) -> Store:
-        if self._store is None:
-            self._store = Store(self.settings)
-            self._store.ensure_schema()
-        return self._store
+        """The ClickHouse store, connected on first use (called from executor threads)."""
+        with self._store_lock:
+            if self._store is None:
+                store = Store(self.settings)
+                store.ensure_schema()
+                self._store = store
+            return self._store
 
     async def send(self, topic, paper_id: str, record: msgspec.Struct) -> None:
         await topic.send(key=paper_id.encode(), value=encode(record))

@@ -102,3 +102,10 @@ def test_bundled_sample_papers_render_and_extract(tmp_path):
         assert len(titles) >= 5, (pdf.name, titles)
         languages.add(result.language)
     assert languages == {"en", "ru"}
+
+
+def test_sample_papers_render_to_the_same_bytes_every_time(tmp_path):
+    # same bytes -> same paper_id -> a second `make demo` replaces rows instead of adding papers
+    first = [p.read_bytes() for p in write_sample_pdfs(tmp_path / "a")]
+    second = [p.read_bytes() for p in write_sample_pdfs(tmp_path / "b")]
+    assert first == second

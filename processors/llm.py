@@ -131,6 +131,62 @@ class VLLMInProcess:
         return result
 
 
+    # -- scoring, for evaluation (raw prompts: no chat template, as the MERA harness does) --------
+
+    async def _final(self, prompt, params, request_id: str):
+        final = None
+        async with self._slots:
+            try:
+                async for output in self._engine.generate(prompt, params, request_id=request_id):
+                    final = output
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await self._engine.abort(request_id)
+                raise
+            except Exception as exc:
+                raise LLMError(f"vLLM request {request_id} failed: {exc}") from exc
+        if final is None:
+            raise LLMError(f"vLLM returned no output for {request_id}")
+        return final
+
+    async def complete(self, prompt: str, *, max_tokens: int, request_id: str) -> str:
+        """Greedy continuation of a raw prompt."""
+        from vllm import SamplingParams
+
+        final = await self._final(prompt, SamplingParams(max_tokens=max_tokens, temperature=0.0), request_id)
+        return final.outputs[0].text
+
+    async def continuation_logprobs(self, context: str, continuations: list[str], *, request_id: str,
+                                    exact: bool = False) -> list[float]:
+        """log P(continuation | context) for each continuation.
+
+        Single-token continuations (answer letters) are read from one request's next-token
+        logprobs; any that are not among the top ones, or span several tokens, are scored
+        exactly from the prompt logprobs of context + continuation (`exact=True`: all of them).
+        """
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        ctx = self._tokenizer.encode(context)
+        conts = [self._tokenizer.encode(c, add_special_tokens=False) for c in continuations]
+        scores: list[float | None] = [None] * len(conts)
+        if not exact and all(len(c) == 1 for c in conts):
+            final = await self._final(TokensPrompt(prompt_token_ids=ctx),
+                                      SamplingParams(max_tokens=1, temperature=0.0, logprobs=20), request_id)
+            top = final.outputs[0].logprobs[0] if final.outputs[0].logprobs else {}
+            for i, c in enumerate(conts):
+                if c[0] in top:
+                    scores[i] = float(top[c[0]].logprob)
+        for i, c in enumerate(conts):
+            if scores[i] is None:
+                ids = ctx + c
+                final = await self._final(TokensPrompt(prompt_token_ids=ids),
+                                          SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1),
+                                          f"{request_id}-full{i}")
+                scores[i] = float(sum(final.prompt_logprobs[j][ids[j]].logprob for j in range(len(ctx), len(ids))))
+        return [float(s) for s in scores]
+
+
 @contextlib.asynccontextmanager
 async def open_engine(options: EngineOptions) -> AsyncIterator[VLLMInProcess]:
     """Start vLLM in-process and always shut it down (its EngineCore child process with it)."""

@@ -25,6 +25,7 @@ LLM_REQUEST_SECONDS = Histogram(
 )
 LLM_ERRORS = Counter("sciqag_llm_errors_total", "LLM requests that failed in the engine.", ["role", "error"])
 QA_PAIRS = Counter("sciqag_qa_pairs_total", "Judged QA pairs, by outcome (accepted | rejected).", ["outcome"])
+PREFILTER_DROPPED = Counter("sciqag_qa_prefilter_dropped_total", "Generated pairs the rule-based pre-filter dropped, by reason.", ["reason"])
 QA_STORED = Counter("sciqag_qa_pairs_stored_total", "QA pairs inserted into ClickHouse.")
 RACAR_SCORE = Histogram(
     "sciqag_racar_score", "RACAR scores (1..3) per dimension.", ["dimension"], buckets=(1, 2, 3)

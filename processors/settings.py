@@ -47,6 +47,8 @@ class Settings:
     max_context_tokens: int = field(default_factory=lambda: int(_env("MAX_CONTEXT_TOKENS", "0")))  # 0: fit the model window
     generation_max_tokens: int = field(default_factory=lambda: int(_env("GENERATION_MAX_TOKENS", "2048")))
     judge_max_tokens: int = field(default_factory=lambda: int(_env("JUDGE_MAX_TOKENS", "512")))
+    mcq_per_paper: int = field(default_factory=lambda: int(_env("MCQ_PER_PAPER", "4")))  # 0: no multiple-choice items
+    quality_metrics: bool = field(default_factory=lambda: _env("QUALITY_METRICS", "1") not in ("0", "false", "no"))
     qa_language: str = field(default_factory=lambda: _env("QA_LANGUAGE", "auto"))  # auto: the paper's language
     acceptance_policy: str = field(default_factory=lambda: _env("ACCEPTANCE_POLICY", "strict"))
     # extraction and input limits

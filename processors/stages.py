@@ -23,6 +23,7 @@ from schemas import (
     RACAR_DIMENSIONS,
     DeadLetter,
     PaperExtracted,
+    PaperQuality,
     PaperSubmitted,
     QAGenerated,
     QAPair,
@@ -38,23 +39,28 @@ from sciqag.context import fit_text
 from sciqag.errors import ExtractionError, ModelOutputError
 from sciqag.extraction import EXTRACTOR_VERSION, ExtractedText, extract_pdf
 from sciqag.ids import qa_id_for
-from sciqag.parsing import parse_generation, parse_racar
+from sciqag.parsing import parse_correct_options, parse_generation, parse_mcq, parse_racar
+from sciqag.prefilter import drop_reason, prefilter
 from sciqag.prompts import (
     LANGUAGE_NAMES,
+    MCQ_PROMPT_VERSION,
     PROMPT_VERSION,
     generation_messages,
     generation_schema,
     judge_messages,
     judge_schema,
+    mcq_judge_schema,
+    mcq_messages,
+    mcq_schema,
 )
-from sciqag.quality import numeric_support
+from sciqag.quality import answer_coverage, numeric_support, question_diversity
 from sciqag.racar import is_accepted, scores
 
 from . import metrics
 from .llm import EngineDead, LLMEngine, LLMError
 from .settings import Settings
 from .sources import SourceError, load_pdf
-from .store import DLQ_COLUMNS, Store, StoreError, now
+from .store import Store, StoreError, now
 
 log = logging.getLogger("sciqag.stages")
 
@@ -117,6 +123,9 @@ class Stages:
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._judge_schema = judge_schema()
         self._gen_schema = generation_schema(settings.keywords_per_paper, settings.pairs_per_paper)
+        self._mcq_schema = mcq_schema(settings.mcq_per_paper) if settings.mcq_per_paper > 0 else None
+        self._mcq_judge_schema = mcq_judge_schema()
+        self._embeddings_warned = False
 
     # -- shared -------------------------------------------------------------------------------
     def store(self) -> Store:
@@ -261,6 +270,7 @@ class Stages:
         messages = generation_messages(
             context, language=language, n_keywords=s.keywords_per_paper, n_pairs=s.pairs_per_paper
         )
+        pid = paper.paper.paper_id
         last_error: Exception | None = None
         for attempt in range(1, LLM_ATTEMPTS + 1):
             try:
@@ -269,21 +279,38 @@ class Stages:
                     request_id=self._request_id("gen", event, attempt), role="generator",
                 )
                 parsed = parse_generation(result.text)
-                break
             except EngineDead:
                 raise
             except (LLMError, ModelOutputError) as exc:
                 last_error = exc
-                log.info("generator: attempt %d for %s failed: %s", attempt, paper.paper.paper_id, exc)
+                log.info("generator: attempt %d for %s failed: %s", attempt, pid, exc)
+                continue
+            candidates = parsed.pairs[: s.pairs_per_paper]
+            kept, dropped = prefilter(candidates)
+            if kept or attempt == LLM_ATTEMPTS:
+                break
+            log.info("generator: the pre-filter dropped every pair of %s (%s); sampling again", pid, dict(dropped))
         else:
             kind = getattr(last_error, "kind", "llm_error")
             return await self.dead_letter(stage="generator", kind=kind, message=str(last_error),
-                                          paper_id=paper.paper.paper_id, event=event, source_uri=paper.paper.source_uri)
-        pid = paper.paper.paper_id
+                                          paper_id=pid, event=event, source_uri=paper.paper.source_uri)
         pairs = [
-            QAPair(qa_id=qa_id_for(pid, i, PROMPT_VERSION), index=i, question=q, answer=a)
-            for i, (q, a) in enumerate(parsed.pairs[: s.pairs_per_paper])
+            QAPair(qa_id=qa_id_for(pid, i, PROMPT_VERSION), index=i, question=candidates[i][0], answer=candidates[i][1])
+            for i in kept
         ]
+        prompt_tokens, generated_tokens = result.prompt_tokens, result.generated_tokens
+        if self._mcq_schema is not None:
+            mcqs, usage = await self._generate_mcq(engine, event, paper, context, language, dropped)
+            pairs += mcqs
+            prompt_tokens += usage[0]
+            generated_tokens += usage[1]
+        for reason, count in dropped.items():
+            metrics.PREFILTER_DROPPED.labels(reason).inc(count)
+        if not pairs:
+            return await self.dead_letter(
+                stage="generator", kind="all_pairs_filtered",
+                message=f"the pre-filter dropped all {len(candidates)} pairs: {dict(dropped)}",
+                paper_id=pid, event=event, source_uri=paper.paper.source_uri)
         record = QAGenerated(
             paper=paper.paper,
             language=language,
@@ -293,26 +320,63 @@ class Stages:
             context_strategy=strategy,
             model=engine.model_name,
             prompt_version=PROMPT_VERSION,
-            prompt_tokens=result.prompt_tokens,
-            generated_tokens=result.generated_tokens,
+            prompt_tokens=prompt_tokens,
+            generated_tokens=generated_tokens,
+            prefilter_dropped=dict(dropped),
         )
         await self.send(self.topics.generated, pid, record)
         metrics.PAPERS.labels("generator", "ok").inc()
+
+    async def _generate_mcq(self, engine, event, paper: PaperExtracted, context: str, language: str, dropped):
+        """Four-option items for the paper; a failure here costs the items, not the paper's open pairs."""
+        pid = paper.paper.paper_id
+        messages = mcq_messages(context, language=language, n_items=self.settings.mcq_per_paper)
+        try:
+            result = await engine.generate(
+                messages, json_schema=self._mcq_schema, max_tokens=self.settings.generation_max_tokens,
+                request_id=self._request_id("mcq", event, 1), role="generator",
+            )
+            items = parse_mcq(result.text)
+        except EngineDead:
+            raise
+        except (LLMError, ModelOutputError) as exc:
+            await self.dead_letter(stage="generator", kind=getattr(exc, "kind", "llm_error"),
+                                   message=f"multiple-choice items: {exc}", paper_id=pid, event=event,
+                                   source_uri=paper.paper.source_uri, paper_failed=False)
+            return [], (0, 0)
+        seen: set[str] = set()
+        pairs = []
+        for i, item in enumerate(items):
+            reason = drop_reason(item.question, item.options[item.correct], seen)
+            if reason:
+                dropped[f"mcq_{reason}"] += 1
+                continue
+            pairs.append(QAPair(
+                qa_id=qa_id_for(pid, i, MCQ_PROMPT_VERSION, kind="mcq"), index=i, kind="mcq",
+                question=item.question, answer=item.options[item.correct], options=item.options,
+                correct_option=item.correct,
+            ))
+        return pairs, (result.prompt_tokens, result.generated_tokens)
 
     # -- judge --------------------------------------------------------------------------------
     async def judge(self, event) -> None:
         await self._guard("judge", event, lambda: self._judge_one(event))
 
     async def _judge_pair(self, engine: LLMEngine, event, generated: QAGenerated, pair: QAPair):
-        messages = judge_messages(generated.context, pair.question, pair.answer)
+        """(pair, (racar, single_correct), result) or (pair, error, None)."""
+        is_mcq = pair.kind == "mcq"
+        messages = judge_messages(generated.context, pair.question, pair.answer, pair.options if is_mcq else None)
+        schema = self._mcq_judge_schema if is_mcq else self._judge_schema
         last_error: Exception | None = None
         for attempt in range(1, LLM_ATTEMPTS + 1):
             try:
                 result = await engine.generate(
-                    messages, json_schema=self._judge_schema, max_tokens=self.settings.judge_max_tokens,
-                    request_id=self._request_id(f"judge{pair.index}", event, attempt), role="judge",
+                    messages, json_schema=schema, max_tokens=self.settings.judge_max_tokens,
+                    request_id=self._request_id(f"judge-{pair.kind}{pair.index}", event, attempt), role="judge",
                 )
-                return pair, parse_racar(result.text), result
+                racar = parse_racar(result.text)
+                single = parse_correct_options(result.text) == {pair.correct_option} if is_mcq else None
+                return pair, (racar, single), result
             except EngineDead:
                 raise
             except (LLMError, ModelOutputError) as exc:
@@ -337,8 +401,9 @@ class Stages:
             return await self.dead_letter(stage="judge", kind="no_pair_judged",
                                           message=f"none of the {len(generated.pairs)} pairs could be judged",
                                           paper_id=pid, event=event, source_uri=generated.paper.source_uri)
-        for sequence, (pair, racar, res) in enumerate(judged):
-            accepted = is_accepted(racar, self.settings.acceptance_policy)
+        quality = await self._paper_quality(generated)
+        for sequence, (pair, (racar, single_correct), res) in enumerate(judged):
+            accepted = is_accepted(racar, self.settings.acceptance_policy) and single_correct is not False
             record = QAScored(
                 paper=generated.paper,
                 qa_id=pair.qa_id,
@@ -351,6 +416,10 @@ class Stages:
                 question=pair.question,
                 answer=pair.answer,
                 racar=racar,
+                options=list(pair.options),
+                correct_option=pair.correct_option,
+                single_correct=single_correct,
+                paper_quality=quality,
                 numeric_support=numeric_support(pair.answer, generated.context),
                 accepted=accepted,
                 generator_model=generated.model,
@@ -364,6 +433,33 @@ class Stages:
             for dim, value in scores(racar).items():
                 metrics.RACAR_SCORE.labels(dim).observe(value)
         metrics.PAPERS.labels("judge", "ok").inc()
+
+    async def _paper_quality(self, generated: QAGenerated) -> PaperQuality:
+        """Question diversity and answer coverage (sentence embeddings, off the event loop)."""
+        dropped = dict(generated.prefilter_dropped)
+        if not self.settings.quality_metrics:
+            return PaperQuality(prefilter_dropped=dropped)
+        open_pairs = [p for p in generated.pairs if p.kind == "open"]
+
+        def compute() -> PaperQuality:
+            from sciqag.embeddings import embed
+
+            diversity = question_diversity([p.question for p in open_pairs], embed)
+            return PaperQuality(
+                q_similarity_mean=diversity.mean_similarity if diversity else None,
+                q_share_below_0_3=diversity.share_below_0_3 if diversity else None,
+                q_pairs_over_0_7=diversity.pairs_over_0_7 if diversity else 0,
+                coverage=answer_coverage([p.answer for p in open_pairs], generated.context, embed),
+                prefilter_dropped=dropped,
+            )
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, compute)
+        except Exception as exc:  # missing optional package or model: measures are skipped, pairs still flow
+            if not self._embeddings_warned:
+                log.warning("judge: question diversity and coverage are skipped: %s", exc)
+                self._embeddings_warned = True
+            return PaperQuality(prefilter_dropped=dropped)
 
     # -- sink ---------------------------------------------------------------------------------
     async def sink(self, events: list) -> None:
@@ -396,7 +492,7 @@ class Stages:
                     paper_rows.append(_paper_row_failed(dead))
                     failed += 1
         await self._insert_until_stored("qa_pairs", lambda: self.store().insert_qa(qa_rows), bool(qa_rows))
-        await self._insert_until_stored(DLQ_TABLE, lambda: self.store().insert(DLQ_TABLE, dlq_rows, DLQ_COLUMNS), bool(dlq_rows))
+        await self._insert_until_stored(DLQ_TABLE, lambda: self.store().insert_dead_letters(dlq_rows), bool(dlq_rows))
         await self._insert_until_stored("papers", lambda: self.store().insert_papers(paper_rows), bool(paper_rows))
         metrics.QA_STORED.inc(len(qa_rows))
         metrics.PAPERS.labels("sink", "scored").inc(len(completed))
@@ -438,17 +534,21 @@ def _qa_row(r: QAScored) -> list:
         r.language, list(r.keywords), r.question, r.answer, *(s[d] for d in RACAR_DIMENSIONS),
         {d: getattr(r.racar, d).reason for d in RACAR_DIMENSIONS}, r.numeric_support, r.accepted,
         r.generator_model, r.judge_model, r.prompt_version, r.scored_at, now(),
+        list(r.options), r.correct_option, r.single_correct,
     ]
 
 
 def _paper_row_scored(r: QAScored) -> list:
     p = r.paper
+    q = r.paper_quality or PaperQuality()
     return [p.paper_id, p.doi, p.title, p.journal, list(p.categories), p.source_uri, p.source_feed, r.language,
-            "scored", "sink", "", "", list(r.keywords), r.pair_count, "", now()]
+            "scored", "sink", "", "", list(r.keywords), r.pair_count, "", now(),
+            q.q_similarity_mean, q.q_share_below_0_3, q.q_pairs_over_0_7, q.coverage, dict(q.prefilter_dropped)]
 
 
 def _paper_row_failed(d: DeadLetter) -> list:
-    return [d.paper_id, "", "", "", [], d.source_uri, "", "", "failed", d.stage, d.error_kind, d.message, [], 0, "", now()]
+    return [d.paper_id, "", "", "", [], d.source_uri, "", "", "failed", d.stage, d.error_kind, d.message, [], 0, "",
+            now(), None, None, 0, None, {}]
 
 
 def _dlq_row(d: DeadLetter) -> list:

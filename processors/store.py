@@ -10,26 +10,15 @@ import threading
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
-from schemas.ddl import PAPERS_TABLE, QA_TABLE, ddl
+from schemas.ddl import DLQ_TABLE, PAPERS_TABLE, QA_TABLE, column_names, ddl
 
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-PAPER_COLUMNS = [
-    "paper_id", "doi", "title", "journal", "categories", "source_uri", "source_feed", "language", "status",
-    "stage", "error_kind", "error_message", "keywords", "qa_pairs", "context_strategy", "updated_at",
-]
-DLQ_COLUMNS = [
-    "stage", "paper_id", "error_kind", "message", "source_topic", "source_partition", "source_offset", "source_uri",
-    "paper_failed", "failed_at",
-]
-QA_COLUMNS = [
-    "paper_id", "qa_id", "kind", "pair_index", "doi", "title", "journal", "categories", "source_uri", "language",
-    "keywords", "question", "answer", "relevance", "agnosticism", "completeness", "accuracy", "reasonableness",
-    "reasons", "numeric_support", "accepted", "generator_model", "judge_model", "prompt_version", "scored_at",
-    "inserted_at",
-]
+PAPER_COLUMNS = column_names(PAPERS_TABLE)
+QA_COLUMNS = column_names(QA_TABLE)
+DLQ_COLUMNS = column_names(DLQ_TABLE)
 
 
 class StoreError(Exception):
@@ -94,6 +83,12 @@ class Store:
 
     def insert_qa(self, rows: Sequence[Sequence[Any]]) -> None:
         self.insert(QA_TABLE, rows, QA_COLUMNS)
+
+    def insert_dead_letters(self, rows: Sequence[Sequence[Any]]) -> None:
+        self.insert(DLQ_TABLE, rows, DLQ_COLUMNS)
+
+    def papers(self) -> list[dict]:
+        return self.query(f"SELECT * FROM `{self.database}`.{PAPERS_TABLE} FINAL ORDER BY paper_id")
 
     def paper_status(self, paper_ids: Iterable[str]) -> dict[str, dict]:
         ids = list(paper_ids)

@@ -6,6 +6,7 @@ from .records import (
     DeadLetter,
     DimensionScore,
     PaperExtracted,
+    PaperQuality,
     PaperRef,
     PaperSubmitted,
     QAGenerated,
@@ -16,6 +17,6 @@ from .records import (
 )
 
 __all__ = [
-    "RACAR_DIMENSIONS", "SCHEMA_VERSION", "DeadLetter", "DimensionScore", "PaperExtracted", "PaperRef",
+    "RACAR_DIMENSIONS", "SCHEMA_VERSION", "DeadLetter", "DimensionScore", "PaperExtracted", "PaperQuality", "PaperRef",
     "PaperSubmitted", "QAGenerated", "QAPair", "QAScored", "Racar", "RecordError", "Section", "decode", "encode",
 ]

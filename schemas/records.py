@@ -84,8 +84,10 @@ class QAPair(msgspec.Struct, frozen=True, kw_only=True):
     qa_id: str
     index: int
     question: str
-    answer: str
-    kind: str = "open"
+    answer: str  # for kind "mcq": the text of the correct option
+    kind: str = "open"  # open | mcq
+    options: list[str] = []  # mcq: the four options
+    correct_option: int = -1  # mcq: 0-based index of the correct option
 
 
 class QAGenerated(msgspec.Struct, kw_only=True):
@@ -106,6 +108,7 @@ class QAGenerated(msgspec.Struct, kw_only=True):
     prompt_version: str = ""
     prompt_tokens: int = 0
     generated_tokens: int = 0
+    prefilter_dropped: dict[str, int] = {}  # pairs the rule-based pre-filter removed, by reason
     generated_at: datetime = msgspec.field(default_factory=utcnow)
     schema_version: int = SCHEMA_VERSION
 
@@ -128,6 +131,16 @@ class Racar(msgspec.Struct, frozen=True, kw_only=True):
 RACAR_DIMENSIONS = ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness")
 
 
+class PaperQuality(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-paper SciQAG quality measures, carried on each scored pair of the paper."""
+
+    q_similarity_mean: float | None = None  # mean pairwise cosine similarity of the questions
+    q_share_below_0_3: float | None = None  # share of question pairs below 0.3
+    q_pairs_over_0_7: int = 0  # near-duplicate question pairs
+    coverage: float | None = None  # SciQAG coverage rate of the answers over the paper
+    prefilter_dropped: dict[str, int] = {}
+
+
 class QAScored(msgspec.Struct, kw_only=True):
     """`sciqag.qa.scored`: one judged pair."""
 
@@ -142,6 +155,10 @@ class QAScored(msgspec.Struct, kw_only=True):
     question: str
     answer: str
     racar: Racar
+    options: list[str] = []
+    correct_option: int = -1
+    single_correct: bool | None = None  # mcq: the judge found exactly the marked option correct
+    paper_quality: PaperQuality | None = None
     numeric_support: float | None = None  # share of numbers in the answer found in the paper; None if it has none
     accepted: bool = False
     generator_model: str = ""

@@ -26,6 +26,8 @@ def qa_export_record(row: dict[str, Any]) -> dict[str, Any]:
         "reasons": dict(row.get("reasons") or {}),
         "numeric_support": None if ns is None else round(float(ns), 4),
         "accepted": bool(row.get("accepted")),
+        **({"options": list(row.get("options") or []), "correct_option": int(row.get("correct_option", -1)),
+            "single_correct": row.get("single_correct")} if row.get("kind") == "mcq" else {}),
         "generator_model": row.get("generator_model", ""),
         "judge_model": row.get("judge_model", ""),
         "prompt_version": row.get("prompt_version", ""),
@@ -35,6 +37,18 @@ def qa_export_record(row: dict[str, Any]) -> dict[str, Any]:
 
 def export_records(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     return (qa_export_record(r) for r in rows)
+
+
+def mera_items(rows: Iterable[dict[str, Any]], *, accepted_only: bool = True) -> list:
+    """Stored multiple-choice rows -> items for the MERA writer."""
+    from .mera import MCQ
+
+    return [
+        MCQ(qa_id=r["qa_id"], question=r["question"], options=list(r["options"]), correct=int(r["correct_option"]),
+            journal=r.get("journal", ""))
+        for r in rows
+        if r.get("kind") == "mcq" and len(r.get("options") or []) == 4 and (r["accepted"] or not accepted_only)
+    ]
 
 
 def racar_means(rows: list[dict[str, Any]]) -> dict[str, float]:

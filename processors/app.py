@@ -47,6 +47,18 @@ def _has_cuda() -> bool:
         return False
 
 
+def open_llm(settings: Settings, model_dir: str | None):
+    """The LLM backend: an OpenAI-compatible server when SCIQAG_LLM_URL is set, else vLLM in-process."""
+    if settings.llm_url:
+        from .llm_http import open_http_engine
+
+        return open_http_engine(
+            settings.llm_url, model=settings.model, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
+            max_in_flight=settings.max_in_flight, temperature=settings.temperature, tokenizer_path=settings.tokenizer,
+        )
+    return open_engine(engine_options(settings, model_dir))
+
+
 def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tuple[faust.App, Stages]:
     unknown = set(settings.agents) - set(AGENTS)
     if unknown:
@@ -90,13 +102,13 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
     enabled = set(settings.agents)
 
     if enabled & {"generator", "judge"}:
-        if model_dir is None:
-            raise ValueError("the generator and judge agents need a model folder")
+        if model_dir is None and not settings.llm_url:
+            raise ValueError("the generator and judge agents need a model folder or an LLM server URL")
 
         @app.task
         async def llm_engine() -> None:
             try:
-                async with open_engine(engine_options(settings, model_dir)) as engine:
+                async with open_llm(settings, model_dir) as engine:
                     holder.set(engine)
                     await asyncio.Event().wait()  # until the worker stops and cancels this task
             except asyncio.CancelledError:

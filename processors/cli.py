@@ -27,7 +27,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _engine(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="model folder for vLLM (SCIQAG_MODEL; default: the bundled SmolLM2-135M-Instruct)")
+    p.add_argument("--model", help="model folder for vLLM (SCIQAG_MODEL; default: the bundled SmolLM2-135M-Instruct); "
+                                   "with --llm-url, the served model's name")
+    p.add_argument("--llm-url", help="an OpenAI-compatible server, e.g. http://vllm:8000/v1 (SCIQAG_LLM_URL; default: "
+                                     "vLLM in this process)")
     p.add_argument("--pairs", dest="pairs_per_paper", type=int, help="QA pairs per paper (SCIQAG_PAIRS_PER_PAPER, default 10)")
     p.add_argument("--keywords", dest="keywords_per_paper", type=int, help="keywords per paper (default 15)")
     p.add_argument("--mcq", dest="mcq_per_paper", type=int,
@@ -100,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=Path("../shared/data/sciqag/papers_dev.jsonl"),
                    help="SciQAG release records (JSONL with text and qa)")
 
-    p = sub.add_parser("schemas", help="write JSON Schema files for every topic record")
+    p = sub.add_parser("schemas", help="write JSON Schema files for every topic record (and the ClickHouse DDL)")
     p.add_argument("--out", type=Path, default=Path("schemas/json"), help="output folder (default schemas/json)")
+    p.add_argument("--ddl", type=Path, help="also write the ClickHouse DDL as one SQL file (database 'sciqag')")
 
     p = sub.add_parser("prepare-model", help="convert the bundled model once into the cache and print its folder")
     return parser
@@ -284,6 +288,11 @@ def cmd_schemas(args) -> int:
 
     for path in write_json_schemas(args.out):
         print(path)
+    if args.ddl:
+        from schemas.ddl import ddl_script
+
+        args.ddl.write_text(ddl_script("sciqag"))
+        print(args.ddl)
     return 0
 
 

@@ -55,7 +55,7 @@ def run_worker(settings: Settings, job: Job | None = None) -> int:
             if not broker:
                 broker = stack.enter_context(tansu_broker(log_file=settings.data_dir / "tansu.log"))
             model_dir = None
-            if set(settings.agents) & {"generator", "judge"}:
+            if set(settings.agents) & {"generator", "judge"} and not settings.llm_url:
                 model_dir = settings.model or str(prepare_bundled_model())
             app, stages = build_app(settings, broker, model_dir)
             stack.callback(stages.close)

@@ -35,7 +35,11 @@ class Settings:
     clickhouse_user: str = field(default_factory=lambda: _env("CLICKHOUSE_USER", "default"))
     clickhouse_password: str = field(default_factory=lambda: _secret("CLICKHOUSE_PASSWORD"), repr=False)
     clickhouse_database: str = field(default_factory=lambda: _env("CLICKHOUSE_DATABASE", "sciqag"))
-    # LLM engine
+    # LLM engine: in-process vLLM by default; an OpenAI-compatible server (`vllm serve`) when llm_url is set
+    llm_url: str = field(default_factory=lambda: _env("LLM_URL"))  # e.g. http://vllm:8000/v1
+    llm_api_key: str = field(default_factory=lambda: _secret("LLM_API_KEY"), repr=False)
+    llm_timeout_s: float = field(default_factory=lambda: float(_env("LLM_TIMEOUT_S", "300")))
+    tokenizer: str = field(default_factory=lambda: _env("TOKENIZER"))  # local tokenizer folder for the HTTP backend
     model: str = field(default_factory=lambda: _env("MODEL"))  # a model folder; empty: the bundled SmolLM2-135M
     max_model_len: int = field(default_factory=lambda: int(_env("MAX_MODEL_LEN", "8192")))
     max_in_flight: int = field(default_factory=lambda: int(_env("MAX_IN_FLIGHT", "16")))

@@ -99,3 +99,9 @@ def ddl(database: str) -> list[str]:
         statements.append(f"CREATE TABLE IF NOT EXISTS {db}.{table} (\n    {cols}\n) ENGINE = {engine}")
         statements += [f"ALTER TABLE {db}.{table} ADD COLUMN IF NOT EXISTS {name} {type_}" for name, type_ in columns]
     return statements
+
+
+def ddl_script(database: str) -> str:
+    """The DDL as one SQL file, for a ClickHouse server's init scripts."""
+    header = "-- Generated from schemas/ddl.py by `sciqag schemas --ddl FILE`; a test keeps it in sync.\n"
+    return header + "".join(statement + ";\n\n" for statement in ddl(database))

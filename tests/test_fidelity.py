@@ -24,14 +24,14 @@ def test_prefilter_drops_by_reason_and_keeps_good_pairs():
         ("What do the authors conclude about NaDFP?", "It thickens the SEI."),
         ("What is shown in Figure 3?", "XRD patterns."),
         ("Какая величина показана на рис. 2?", "Ширина запрещённой зоны."),
-        ("The film thickness", "2 µm."),
+        ("Did the film protect the cells?", "Yes."),
         ("What efficiency did the sealed cells keep after 1,000 h at 85% RH?", "92%."),
         ("Какова удельная поверхность образца с 20 % TiO2?", "86 м²/г."),
     ]
     kept, dropped = prefilter(pairs)
     assert kept == [0, 8]
     assert dropped == Counter({"mentions_the_paper": 2, "mentions_the_authors": 1, "refers_to_figure_or_table": 2,
-                               "not_a_question": 1, "duplicate_question": 1})
+                               "trivial_answer": 1, "duplicate_question": 1})
 
 
 def _mcq_output(*items):

@@ -395,7 +395,8 @@ class Stages:
         for pair, error, res in results:
             if res is None:
                 await self.dead_letter(stage="judge", kind=getattr(error, "kind", "llm_error"),
-                                       message=f"pair {pair.index}: {error}", paper_id=pid, event=event,
+                                       message=f"{'multiple-choice item' if pair.kind == 'mcq' else 'pair'} "
+                                               f"{pair.index}: {error}", paper_id=pid, event=event,
                                        source_uri=generated.paper.source_uri, paper_failed=False)
         if not judged:
             return await self.dead_letter(stage="judge", kind="no_pair_judged",

@@ -169,7 +169,9 @@ def make_run_job(paths: list[str], report: RunReport, *, timeout_s: float, linge
                 await asyncio.sleep(1.0)
         finally:
             progress.close()
-        report.qa_rows = await loop.run_in_executor(None, store.qa_rows, ids)
+        rows = await loop.run_in_executor(None, store.qa_rows, ids)
+        # this run's pairs: rows of an older prompt version (other qa_ids) stay in the table but are not counted
+        report.qa_rows = [r for r in rows if r["scored_at"].timestamp() >= submitted - 1]
         if linger_s > 0:
             print(f"done; metrics stay up on :{stages.settings.metrics_port} for {linger_s:.0f} s", file=sys.stderr)
             await asyncio.sleep(linger_s)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import fields
 from pathlib import Path
 
@@ -128,8 +129,6 @@ def test_every_dashboard_metric_is_exported_by_a_live_worker(tmp_path, free_port
 
     from processors.embedded import tansu_broker
 
-    from .e2e import scrape_metrics  # noqa: F401  (same scrape helper as the end-to-end tests)
-
     with tansu_broker() as broker:
         worker = subprocess.Popen([sciqag_exe(), "worker", "--agents", "extractor,sink", "--broker", broker,
                                    "--data-dir", str(tmp_path), "--metrics-port", str(free_port)],
@@ -139,8 +138,6 @@ def test_every_dashboard_metric_is_exported_by_a_live_worker(tmp_path, free_port
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 try:
-                    import urllib.request
-
                     body = urllib.request.urlopen(f"http://127.0.0.1:{free_port}/metrics", timeout=5).read().decode()
                     if "faust_topic_partition_end_offset" in body:
                         break

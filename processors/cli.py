@@ -99,6 +99,53 @@ def build_parser() -> argparse.ArgumentParser:
                         "reads single-token letters from the next-token logprobs, which is the same quantity)")
     p.add_argument("--max-model-len", type=int, default=4096)
 
+    p = sub.add_parser("dataset", help="SciQAG-24D-style benchmarks: import SciQAG's release, build train/test splits",
+                       description="build: splits from the pairs in ClickHouse. import-sciqag: SciQAG release records "
+                                   "into ClickHouse through the real judge and sink.")
+    dsub = p.add_subparsers(dest="dataset_command", required=True, metavar="SUBCOMMAND")
+    d = dsub.add_parser("build", help="write the test and train splits (JSONL + Parquet, three shapes) and a card",
+                        description="Test split: per category (journal, else first subject), --per-category papers "
+                                    "drawn with --seed from those with a pair passing the acceptance policy (strict: "
+                                    "every RACAR dimension 3), with only those pairs. Train split: every other "
+                                    "paper's pairs that pass the rule-based filter. Split by paper. Re-running after "
+                                    "an interruption keeps the files already written for the same data and options.")
+    d.add_argument("--per-category", type=int, default=50, help="test papers per category (default 50, as SciQAG-24D)")
+    d.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    d.add_argument("--policy", choices=["strict", "mean2.5"], default="strict",
+                   help="acceptance policy for the test split (default strict)")
+    d.add_argument("--out", type=Path, default=Path("sciqag-24d"), help="output folder (default ./sciqag-24d)")
+    _common(d)
+    d = dsub.add_parser("import-sciqag", help="load SciQAG release records (text + Q/A pairs) as if streamed",
+                        description="Each record's pairs go to the judge topic as one paper; the judge and sink "
+                                    "agents score and store them like streamed pairs (prompt_version "
+                                    "'sciqag-release'). Papers already stored are skipped (--force redoes them).")
+    d.add_argument("file", type=Path, metavar="FILE", help="JSONL: {doi, journal, keywords, text, qa: [{q, a}]}")
+    d.add_argument("--limit", type=int, default=0, help="only the first N papers")
+    d.add_argument("--assume-score", type=int, choices=[1, 2, 3],
+                   help="skip the judge and record every RACAR dimension as this score (for releases judged "
+                        "elsewhere); judge_model says 'assumed:N'")
+    d.add_argument("--force", action="store_true", help="import papers that are already stored again")
+    d.add_argument("--timeout", type=float, default=7200, help="give up after this many seconds (default 7200)")
+    _common(d)
+    _engine(d)
+
+    p = sub.add_parser("eval-open", help="closed-book QA: a model answers a test split, a judge grades it (CAR 1-5)",
+                       description="The model answers each question without the paper; the judge scores each answer "
+                                   "against the reference on completeness, accuracy and reasonableness (1-5, with "
+                                   "reasons, structured output). Prints means overall and per category. Results are "
+                                   "appended to --out as they come; a re-run resumes.")
+    p.add_argument("file", type=Path, metavar="TEST.jsonl", help="a test split: {question, answer, category} or {Q, A}")
+    p.add_argument("--model", help="the evaluated model's folder (default: the bundled SmolLM2-135M-Instruct); "
+                                   "with --llm-url, the served model's name")
+    p.add_argument("--judge", help="the judge model (default: the same as --model)")
+    p.add_argument("--out", type=Path, help="per-item results JSONL (default: <FILE stem>.<model name>.results.jsonl)")
+    p.add_argument("--compare", type=Path, metavar="RESULTS.jsonl", help="another run's results, shown side by side")
+    p.add_argument("--limit", type=int, default=0, help="only the first N questions")
+    p.add_argument("--llm-url", help="an OpenAI-compatible server instead of vLLM in this process (SCIQAG_LLM_URL)")
+    p.add_argument("--max-model-len", type=int, default=4096)
+    p.add_argument("--answer-max-tokens", type=int, default=256)
+    p.add_argument("--log-level", help="WARNING, INFO or DEBUG")
+
     p = sub.add_parser("compare-sciqag", help="our quality metrics on the SciQAG authors' pairs, beside the paper's figures")
     p.add_argument("--data", type=Path, default=Path("../shared/data/sciqag/papers_dev.jsonl"),
                    help="SciQAG release records (JSONL with text and qa)")
@@ -270,6 +317,80 @@ def cmd_eval_mcq(args) -> int:
           f"unanswered {result['unanswered']}  time {result['seconds']:.0f} s")
     if args.out:
         print(f"predictions: {args.out}")
+    return 0
+
+
+def cmd_dataset(args) -> int:
+    from .runner import configure_logging
+
+    settings = settings_from(args)
+    configure_logging(settings.log_level)
+    if args.dataset_command == "build":
+        from .dataset import build_dataset
+
+        rows = _read_store(args, lambda store: store.qa_rows())
+        if not rows:
+            raise ValueError(f"no pairs stored under {settings.data_dir} (run the pipeline or `dataset import-sciqag`)")
+        split, written = build_dataset(rows, args.out, per_category=args.per_category, seed=args.seed,
+                                       policy=args.policy, source=f"ClickHouse database '{settings.clickhouse_database}'")
+        for cat, by_split in split.counts().items():
+            tp, tq = by_split.get("test", (0, 0))
+            rp, rq = by_split.get("train", (0, 0))
+            print(f"{cat}: test {tp} papers / {tq} pairs, train {rp} papers / {rq} pairs")
+        print(f"test {len(split.papers('test'))} papers / {len(split.test)} pairs; train {len(split.papers('train'))} "
+              f"papers / {len(split.train)} pairs; {len(written)} files written, card {args.out / 'README.md'}")
+        return 0
+
+    from .dataset import import_assumed, make_import_job, read_release
+    from .runner import run_worker
+
+    if not args.file.exists():
+        raise FileNotFoundError(f"{args.file} not found (SciQAG records live in ../shared/data/sciqag)")
+    papers = read_release(args.file, args.limit)
+    if args.assume_score:
+        stored, pairs, skipped = import_assumed(settings, papers, args.assume_score, force=args.force)
+        print(f"imported {stored} papers, {pairs} pairs, every score assumed {args.assume_score}; "
+              f"{skipped} papers already stored")
+        return 0
+    counts: dict = {}
+    code = run_worker(settings.with_overrides(agents=["judge", "sink"]),
+                      make_import_job(papers, counts, force=args.force, timeout_s=args.timeout))
+    print(f"judged and stored {counts.get('scored', 0)} papers, {counts.get('failed', 0)} failed; "
+          f"{counts.get('skipped', 0)} already stored")
+    return code
+
+
+def cmd_eval_open(args) -> int:
+    from sciqag.open_eval import car_means, format_comparison, format_means, read_results
+
+    from .eval_open import eval_open
+    from .models import prepare_bundled_model
+    from .runner import configure_logging
+
+    settings = settings_from(args).with_overrides(max_model_len=args.max_model_len, temperature=0.0)
+    configure_logging(settings.log_level)
+    for path in (args.file, args.compare):
+        if path and not path.exists():
+            raise FileNotFoundError(f"{path} not found")
+    if settings.llm_url:
+        if not args.model:
+            raise ValueError("with --llm-url, --model names the served model")
+        model = args.model
+    else:
+        model = args.model or str(prepare_bundled_model())
+    judge = args.judge or model
+    out = args.out or args.file.with_name(f"{args.file.stem}.{Path(model).name}.results.jsonl")
+    run = eval_open(args.file, settings, model=model, judge=judge, out=out, limit=args.limit,
+                    answer_max_tokens=args.answer_max_tokens)
+    means = car_means(run["results"])
+    print(format_means(means, f"CAR (1-5), answers by {Path(model).name}, judged by {Path(judge).name}"))
+    for key, label in (("answer_seconds_per_item", "answering"), ("judge_seconds_per_item", "grading")):
+        if run[key] is not None:
+            print(f"{label}: {run[key]:.2f} s per question")
+    print(f"per-item results: {out}")
+    if args.compare:
+        print()
+        print(format_comparison(car_means(read_results(args.compare)), means, args.compare.name, out.name))
     return 0
 
 

@@ -145,30 +145,11 @@ def make_run_job(paths: list[str], report: RunReport, *, timeout_s: float, linge
         for record in records:
             await stages.topics.papers.send(key=record.paper_id.encode(), value=encode(record))
         print(f"published {len(records)} papers; waiting for them to be scored or dead-lettered", file=sys.stderr)
-        progress = Progress(len(records))
         ids = list(report.papers)
-        deadline = time.monotonic() + timeout_s
-        try:
-            while True:
-                if stages.engine.error is not None and stages.engine.engine is None and set(stages.settings.agents) & {"generator"}:
-                    print(f"\nerror: the LLM engine did not start: {stages.engine.error}", file=sys.stderr)
-                    return 2
-                status = await loop.run_in_executor(None, store.paper_status, ids)
-                # a paper counts once it was decided in this run (a re-run sees the older rows too)
-                fresh = {pid: s for pid, s in status.items() if s["updated_at"].timestamp() >= submitted - 1}
-                scored = sum(1 for s in fresh.values() if s["status"] == "scored")
-                failed = sum(1 for s in fresh.values() if s["status"] == "failed")
-                progress.update(scored, failed, time.monotonic() - report.started)
-                if len(fresh) == len(ids):
-                    report.status = fresh
-                    break
-                if time.monotonic() > deadline:
-                    report.status = fresh
-                    print(f"\nerror: {len(ids) - len(fresh)} papers not finished after {timeout_s:.0f} s", file=sys.stderr)
-                    return 3
-                await asyncio.sleep(1.0)
-        finally:
-            progress.close()
+        report.status, code = await wait_for_papers(stages, store, ids, submitted=submitted, started=report.started,
+                                                    timeout_s=timeout_s)
+        if code:
+            return code
         rows = await loop.run_in_executor(None, store.qa_rows, ids)
         # this run's pairs: rows of an older prompt version (other qa_ids) stay in the table but are not counted
         report.qa_rows = [r for r in rows if r["scored_at"].timestamp() >= submitted - 1]
@@ -178,6 +159,38 @@ def make_run_job(paths: list[str], report: RunReport, *, timeout_s: float, linge
         return 0
 
     return job
+
+
+async def wait_for_papers(stages: Stages, store, ids: list[str], *, submitted: float, started: float,
+                          timeout_s: float) -> tuple[dict[str, dict], int]:
+    """Poll ClickHouse until every paper was decided (scored or failed) after `submitted`, with a progress line.
+
+    Returns the papers' status rows and 0, or what was decided so far and an exit code (2: the LLM engine
+    did not start, 3: timed out).
+    """
+    loop = asyncio.get_running_loop()
+    progress = Progress(len(ids))
+    deadline = time.monotonic() + timeout_s
+    fresh: dict[str, dict] = {}
+    try:
+        while True:
+            if stages.engine.error is not None and stages.engine.engine is None and \
+                    set(stages.settings.agents) & {"generator", "judge"}:
+                print(f"\nerror: the LLM engine did not start: {stages.engine.error}", file=sys.stderr)
+                return fresh, 2
+            status = await loop.run_in_executor(None, store.paper_status, ids)
+            # a paper counts once it was decided in this run (a re-run sees the older rows too)
+            fresh = {pid: s for pid, s in status.items() if s["updated_at"].timestamp() >= submitted - 1}
+            scored = sum(1 for s in fresh.values() if s["status"] == "scored")
+            progress.update(scored, len(fresh) - scored, time.monotonic() - started)
+            if len(fresh) == len(ids):
+                return fresh, 0
+            if time.monotonic() > deadline:
+                print(f"\nerror: {len(ids) - len(fresh)} papers not finished after {timeout_s:.0f} s", file=sys.stderr)
+                return fresh, 3
+            await asyncio.sleep(1.0)
+    finally:
+        progress.close()
 
 
 def format_summary(report: RunReport) -> str:

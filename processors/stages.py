@@ -476,9 +476,9 @@ class Stages:
                 except RecordError as exc:
                     await self.dead_letter(stage="sink", kind=exc.kind, message=str(exc), paper_id=_key(event), event=event)
                     continue
-                qa_rows.append(_qa_row(rec))
+                qa_rows.append(qa_row(rec))
                 if rec.sequence == rec.pair_count - 1:
-                    paper_rows.append(_paper_row_scored(rec))
+                    paper_rows.append(paper_row_scored(rec))
                     completed.append(rec)
             else:
                 try:
@@ -527,7 +527,7 @@ class Stages:
             self._store = None
 
 
-def _qa_row(r: QAScored) -> list:
+def qa_row(r: QAScored) -> list:
     p = r.paper
     s = scores(r.racar)
     return [
@@ -539,7 +539,7 @@ def _qa_row(r: QAScored) -> list:
     ]
 
 
-def _paper_row_scored(r: QAScored) -> list:
+def paper_row_scored(r: QAScored) -> list:
     p = r.paper
     q = r.paper_quality or PaperQuality()
     return [p.paper_id, p.doi, p.title, p.journal, list(p.categories), p.source_uri, p.source_feed, r.language,

@@ -1,4 +1,4 @@
-"""Parse model output into keywords and pairs, or into RACAR scores.
+"""Parse model output into keywords and pairs, or into RACAR (or closed-book CAR) scores.
 
 Structured output (JSON schema) is the normal path; the plain-text format of
 the SciQAG paper (`Keywords: a, b` then `Q1: … A1: …`) is accepted too, for
@@ -85,13 +85,12 @@ def parse_generation(text: str) -> GeneratedPairs:
     return result
 
 
-def parse_racar(text: str) -> Racar:
-    """Five 1..3 scores with reasons; raises ModelOutputError on a missing dimension or a score out of range."""
+def _dimension_scores(text: str, names: tuple[str, ...], low: int, high: int, who: str) -> dict[str, DimensionScore]:
     obj = _json_object(text)
     if obj is None:
-        raise ModelOutputError(f"judge output is not JSON: {' '.join(text.split())[:160]!r}")
+        raise ModelOutputError(f"{who} output is not JSON: {' '.join(text.split())[:160]!r}")
     dims = {}
-    for name in RACAR_DIMENSIONS:
+    for name in names:
         value = obj.get(name)
         if isinstance(value, dict):
             score, reason = value.get("score"), _clean(value.get("reason", ""))
@@ -100,11 +99,24 @@ def parse_racar(text: str) -> Racar:
         if isinstance(score, str) and score.strip().isdigit():
             score = int(score.strip())
         if isinstance(score, bool) or not isinstance(score, int):
-            raise ModelOutputError(f"judge output has no integer score for {name!r}", kind="judge_score_invalid")
-        if not 1 <= score <= 3:
-            raise ModelOutputError(f"judge score {score} for {name!r} is outside 1..3", kind="judge_score_out_of_range")
+            raise ModelOutputError(f"{who} output has no integer score for {name!r}", kind="judge_score_invalid")
+        if not low <= score <= high:
+            raise ModelOutputError(f"{who} score {score} for {name!r} is outside {low}..{high}",
+                                   kind="judge_score_out_of_range")
         dims[name] = DimensionScore(score=score, reason=reason)
-    return Racar(**dims)
+    return dims
+
+
+def parse_racar(text: str) -> Racar:
+    """Five 1..3 scores with reasons; raises ModelOutputError on a missing dimension or a score out of range."""
+    return Racar(**_dimension_scores(text, RACAR_DIMENSIONS, 1, 3, "judge"))
+
+
+def parse_car(text: str) -> dict[str, DimensionScore]:
+    """SciQAG's closed-book CAR grades: completeness, accuracy, reasonableness, each 1..5 with a reason."""
+    from .prompts import CAR_DIMENSIONS
+
+    return _dimension_scores(text, CAR_DIMENSIONS, 1, 5, "CAR judge")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from typing import Any
 
 from schemas import RACAR_DIMENSIONS
 
+from .dataset import category_of
+
 
 def _mean(values: list[float]) -> float:
     values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
@@ -47,14 +49,11 @@ def group_stats(name: str, qa: list[dict], papers: list[dict]) -> GroupStats:
 
 def corpus_stats(qa: list[dict], papers: list[dict]) -> list[GroupStats]:
     """Overall first, then one group per journal (or first category when there is no journal)."""
-    def group_of(row: dict) -> str:
-        return row.get("journal") or (row.get("categories") or ["(unknown)"])[0]
-
     qa_by, papers_by = defaultdict(list), defaultdict(list)
     for r in qa:
-        qa_by[group_of(r)].append(r)
+        qa_by[category_of(r)].append(r)
     for p in papers:
-        papers_by[group_of(p)].append(p)
+        papers_by[category_of(p)].append(p)
     groups = [group_stats("all", qa, papers)]
     for name in sorted(set(qa_by) | set(papers_by)):
         groups.append(group_stats(name, qa_by[name], papers_by[name]))

@@ -67,6 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inline", action="store_true", help="send the PDF bytes in the record instead of a file:// location")
     _common(p)
 
+    p = sub.add_parser("feed", help="ingest publisher feeds (arXiv, RSS, OAI-PMH, Crossref, inbox) into sciqag.papers",
+                       description="Poll every source of the config file on its own interval and publish each new "
+                                   "paper once (deduplicated by DOI, else PDF link or bytes, across sources and "
+                                   "restarts). Checkpoints, HTTP validators and submitted ids live in "
+                                   "<state_dir>/feeds.sqlite (default <data-dir>/feeds). See the README for the "
+                                   "config format.")
+    p.add_argument("--config", type=Path, default=Path("feeds.toml"), help="the sources (TOML; default feeds.toml)")
+    p.add_argument("--once", action="store_true", help="poll every source once, print a table and exit "
+                                                       "(exit code 1 if a source failed)")
+    p.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default 6067; --once: none)")
+    _common(p)
+
     p = sub.add_parser("extract", help="extraction only: print the cleaned text (or --json) of PDFs")
     p.add_argument("pdfs", nargs="+", type=Path, metavar="PDF")
     p.add_argument("--json", action="store_true", help="one JSON object per PDF with text, sections and statistics")
@@ -223,6 +235,27 @@ def cmd_publish(args) -> int:
     sent = asyncio.run(produce(bootstrap_servers(settings.broker_url), records))
     print(f"published {sent} papers to sciqag.papers")
     return 0
+
+
+def cmd_feed(args) -> int:
+    from .feeds import FeedState, KafkaPublisher, load_config, run_feeds
+    from .publish import bootstrap_servers
+    from .runner import configure_logging
+
+    settings = settings_from(args)
+    configure_logging(settings.log_level if args.log_level else "INFO")
+    if not settings.broker_url:
+        raise ValueError("feed needs a broker: set SCIQAG_BROKER_URL or --broker")
+    if not args.config.exists():
+        raise FileNotFoundError(f"feed config {args.config} not found (see README: Publisher feeds)")
+    config = load_config(args.config, settings.data_dir / "feeds")
+    port = args.metrics_port or (0 if args.once else 6067)
+    if port:
+        from prometheus_client import start_http_server
+
+        start_http_server(port)
+    return asyncio.run(run_feeds(config, FeedState(config.state_dir / "feeds.sqlite"),
+                                 KafkaPublisher(bootstrap_servers(settings.broker_url)), once=args.once))
 
 
 def cmd_extract(args) -> int:

@@ -36,3 +36,13 @@ SINK_INSERT_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 SINK_RETRIES = Counter("sciqag_sink_insert_retries_total", "ClickHouse inserts retried after an error.")
+
+# feed ingestion (`sciqag feed`), by source name
+FEED_POLLS = Counter("sciqag_feed_polls_total", "Feed polls by source and outcome (ok | not_modified | error).",
+                     ["source", "outcome"])
+FEED_PAPERS = Counter("sciqag_feed_papers_total",
+                      "Feed entries by source and result (new | duplicate | dead_lettered).", ["source", "result"])
+FEED_ERRORS = Counter("sciqag_feed_errors_total", "Feed errors by source and kind (malformed_feed, http_error...).",
+                      ["source", "kind"])
+FEED_LAST_SUCCESS = Gauge("sciqag_feed_last_success_timestamp_seconds", "When a source was last polled successfully.",
+                          ["source"])

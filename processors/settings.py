@@ -63,6 +63,8 @@ class Settings:
     extract_timeout_s: float = field(default_factory=lambda: float(_env("EXTRACT_TIMEOUT_S", "60")))
     fetch_timeout_s: float = field(default_factory=lambda: float(_env("FETCH_TIMEOUT_S", "30")))
     file_roots: list[str] = field(default_factory=lambda: [p for p in _env("FILE_ROOTS").split(os.pathsep) if p])
+    # hosts the PDF fetcher may reach although they resolve to private/loopback addresses (SSRF rule)
+    allowed_hosts: list[str] = field(default_factory=lambda: [h.strip() for h in _env("ALLOWED_HOSTS").split(",") if h.strip()])
     # worker
     metrics_port: int = field(default_factory=lambda: int(_env("METRICS_PORT", "6066")))
     agents: list[str] = field(default_factory=lambda: [a for a in _env("AGENTS", "extractor,generator,judge,sink").split(",") if a])

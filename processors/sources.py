@@ -6,8 +6,9 @@ import asyncio
 import ipaddress
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urljoin, urlparse
 
 from schemas import PaperSubmitted
 
@@ -64,28 +65,63 @@ def _public_host(host: str) -> bool:
     return True
 
 
-async def fetch_http(uri: str, settings: Settings, allowed_hosts: frozenset[str] = frozenset()) -> bytes:
+@dataclass
+class HttpResponse:
+    url: str  # after redirects
+    status: int
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+
+async def check_host(url: str, allowed_hosts: frozenset[str] | set[str]) -> None:
+    """SSRF rule: http(s) only, and to public addresses unless the host is explicitly allowed."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https"):
+        raise SourceError("unsupported_uri", f"only http(s) URLs are fetched: {url}")
+    host = parsed.hostname or ""
+    if host not in allowed_hosts and not await asyncio.to_thread(_public_host, host):
+        raise SourceError("host_not_allowed", f"{host} resolves to a private, loopback or link-local address "
+                                              "(allow it with SCIQAG_ALLOWED_HOSTS or a feed's allow_hosts)")
+
+
+async def http_get(url: str, *, allowed_hosts: frozenset[str] | set[str], timeout_s: float, max_bytes: int,
+                   headers: dict[str, str] | None = None, session=None, max_redirects: int = 5) -> HttpResponse:
+    """GET with a size limit and a timeout; redirects are followed by hand so every hop passes the host rule."""
     import aiohttp
 
-    host = urlparse(uri).hostname or ""
-    if host not in allowed_hosts and not await asyncio.to_thread(_public_host, host):
-        raise SourceError("host_not_allowed", f"{host} resolves to a private, loopback or link-local address")
-    timeout = aiohttp.ClientTimeout(total=settings.fetch_timeout_s)
+    own = session is None
+    if own:
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get(uri, allow_redirects=False) as resp:
-                if resp.status != 200:
-                    raise SourceError("http_error", f"GET {uri} answered {resp.status}")
+        for _ in range(max_redirects + 1):
+            await check_host(url, allowed_hosts)
+            async with session.get(url, headers=headers or {}, allow_redirects=False,
+                                   timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+                if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
+                    url = urljoin(url, resp.headers["Location"])
+                    continue
                 body = bytearray()
                 async for chunk in resp.content.iter_chunked(65536):
                     body += chunk
-                    if len(body) > settings.max_pdf_bytes:
-                        raise SourceError("too_large", f"{uri} is over the limit of {settings.max_pdf_bytes} bytes")
-                return bytes(body)
+                    if len(body) > max_bytes:
+                        raise SourceError("too_large", f"{url} is over the limit of {max_bytes} bytes")
+                return HttpResponse(url, resp.status, {k.lower(): v for k, v in resp.headers.items()}, bytes(body))
+        raise SourceError("too_many_redirects", f"more than {max_redirects} redirects from {url}")
     except asyncio.TimeoutError as exc:
-        raise SourceError("fetch_timeout", f"GET {uri} took longer than {settings.fetch_timeout_s:.0f} s") from exc
+        raise SourceError("fetch_timeout", f"GET {url} took longer than {timeout_s:.0f} s") from exc
     except aiohttp.ClientError as exc:
-        raise SourceError("fetch_failed", f"GET {uri} failed: {exc}") from exc
+        raise SourceError("fetch_failed", f"GET {url} failed: {exc}") from exc
+    finally:
+        if own:
+            await session.close()
+
+
+async def fetch_http(uri: str, settings: Settings) -> bytes:
+    resp = await http_get(uri, allowed_hosts=frozenset(settings.allowed_hosts), timeout_s=settings.fetch_timeout_s,
+                          max_bytes=settings.max_pdf_bytes)
+    if resp.status != 200:
+        raise SourceError("http_error", f"GET {uri} answered {resp.status}")
+    return resp.body
 
 
 async def load_pdf(paper: PaperSubmitted, settings: Settings) -> bytes:

@@ -40,7 +40,7 @@ def test_prometheus_config_and_alert_rules_pass_promtool():
     assert config.returncode == 0, config.stdout + config.stderr
     rules = subprocess.run([_tool("promtool"), "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")],
                            capture_output=True, text=True)
-    assert rules.returncode == 0 and "SUCCESS: 5 rules found" in rules.stdout, rules.stdout + rules.stderr
+    assert rules.returncode == 0 and "SUCCESS: 6 rules found" in rules.stdout, rules.stdout + rules.stderr
 
 
 def _compose_config(tmp_path) -> dict:

@@ -342,3 +342,13 @@ def test_feed_cli_publishes_each_paper_once_across_restarts_and_the_pipeline_sco
     failures = sorted((r["stage"], r["error_kind"]) for pid, r in status.items() if pid not in scored)
     assert failures == [("extractor", "http_error"), *[("extractor", "image_only_pdf")] * 4,
                         ("feed", "malformed_sidecar"), ("feed", "no_pdf_link")]
+
+
+def test_the_example_config_loads_and_the_compose_service_runs_the_feed_command():
+    from .conftest import ROOT
+
+    config = load_config(ROOT / "deploy" / "feeds" / "feeds.example.toml", ROOT)
+    assert [s.kind for s in config.sources] == ["arxiv", "rss", "oai-pmh", "crossref", "inbox"]
+    assert config.sources[0].min_request_interval_s == 3
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert '["feed", "--config", "/etc/sciqag/feeds.toml"' in compose

@@ -56,7 +56,7 @@ def read_test_items(path: Path) -> list[TestItem]:
     return items
 
 
-def _read_done(path: Path) -> dict[str, dict]:
+def read_done(path: Path) -> dict[str, dict]:
     """Rows already written; a line cut off by an interruption is dropped from the file, so its item is redone."""
     if not path.exists():
         return {}
@@ -149,8 +149,8 @@ def eval_open(test_file: Path, settings: Settings, *, model: str, judge: str, ou
     if not items:
         raise ValueError(f"{test_file} holds no items")
     answers_file = out.with_name(out.name + ".answers.jsonl")
-    graded = _read_done(out)
-    answers = _read_done(answers_file)
+    graded = read_done(out)
+    answers = read_done(answers_file)
     to_answer = [i for i in items if i.id not in graded and i.id not in answers]
     to_grade = [i for i in items if i.id not in graded]
     if len(to_grade) < len(items):
@@ -172,7 +172,7 @@ def eval_open(test_file: Path, settings: Settings, *, model: str, judge: str, ou
                 await _answer_all(engine, to_answer, sink, answer_max_tokens)
 
         async def grade(engine) -> None:
-            answers.update(_read_done(answers_file))
+            answers.update(read_done(answers_file))
             with out.open("a", encoding="utf-8") as sink:
                 await _judge_all(engine, to_grade, answers, sink, judge_max_tokens)
 
@@ -195,5 +195,5 @@ def eval_open(test_file: Path, settings: Settings, *, model: str, judge: str, ou
     out.parent.mkdir(parents=True, exist_ok=True)
     asyncio.run(main())
     wanted = {i.id for i in items}
-    results = [r for r in _read_done(out).values() if r["id"] in wanted]
+    results = [r for r in read_done(out).values() if r["id"] in wanted]
     return {"results": results, **timings}

@@ -257,3 +257,13 @@ def test_release_through_the_real_judge_then_closed_book_eval(tmp_path, free_por
     resumed = [json.loads(l)["id"] for l in results.read_text().splitlines()]
     assert sorted(resumed) == sorted(r["id"] for r in rows)
     assert "B - A" in second.stdout
+
+
+def test_results_cut_by_an_interruption_are_repaired_before_appending(tmp_path):
+    from processors.eval_open import read_done
+
+    out = tmp_path / "r.jsonl"
+    out.write_text('{"id": "1-a", "scores": null}\n{"id": "2-b", "scores": null}\n{"id": "3-c", "sco')
+    assert set(read_done(out)) == {"1-a", "2-b"}
+    assert out.read_text() == '{"id": "1-a", "scores": null}\n{"id": "2-b", "scores": null}\n'
+    assert read_done(tmp_path / "missing.jsonl") == {}

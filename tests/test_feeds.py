@@ -53,7 +53,8 @@ def write_config(tmp_path, feeds: fs.FeedServer, inbox) -> os.PathLike:
     text = f'state_dir = "{tmp_path / "feed-state"}"\nallow_hosts = ["127.0.0.1"]\n'
     for name, kind, url, extra in sources:
         text += (f'\n[[source]]\nname = "{name}"\nkind = "{kind}"\n' + (f'url = "{url}"\n' if url else "")
-                 + "min_request_interval_s = 0\nretries = 2\nretry_backoff_s = 0.05\n" + (extra + "\n" if extra else ""))
+                 + "min_request_interval_s = 0\nretries = 2\nretry_backoff_s = 0.05\npoll_interval_s = 1\n"
+                 + (extra + "\n" if extra else ""))
     path = tmp_path / "feeds.toml"
     path.write_text(text)
     return path
@@ -295,6 +296,32 @@ def test_feed_cli_publishes_each_paper_once_across_restarts_and_the_pipeline_sco
         news = [sum(int(line.split()[4]) for line in run.stdout.splitlines()[1:]) for run in runs]
         assert news == [6, 0, 1], [r.stdout for r in runs]
         assert "not modified" in runs[1].stdout
+
+        # the long-running mode: it keeps polling every source on its interval and stops cleanly on SIGTERM
+        from processors.embedded import free_port as another_port
+
+        feed_port = another_port()
+        ingester = subprocess.Popen([sciqag_exe(), "feed", "--config", str(config), "--broker", broker,
+                                     "--data-dir", str(data), "--metrics-port", str(feed_port)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            polls, deadline = 0.0, time.monotonic() + 60
+            while polls < 3 and time.monotonic() < deadline and ingester.poll() is None:
+                time.sleep(0.5)
+                try:
+                    polls = metric(scrape_metrics(feed_port), "sciqag_feed_polls_total", source="journal-rss")
+                except OSError:
+                    pass
+            samples = scrape_metrics(feed_port)
+        finally:
+            ingester.send_signal(signal.SIGTERM)
+            output, _ = ingester.communicate(timeout=60)
+        assert ingester.returncode == 0, output[-3000:]
+        assert polls >= 3
+        assert metric(samples, "sciqag_feed_polls_total", source="journal-rss", outcome="not_modified") >= 3
+        assert metric(samples, "sciqag_feed_papers_total", result="new") == 0
+        assert metric(samples, "sciqag_feed_errors_total", source="broken", kind="malformed_feed") >= 1
+        assert metric(samples, "sciqag_feed_last_success_timestamp_seconds", source="arxiv") > 0
 
         bootstrap = bootstrap_servers(broker)
         papers = [decode(m.value, PaperSubmitted) for m in asyncio.run(_read_topic(bootstrap, T.PAPERS))]

@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.sciqag-installed
 DEMO_DIR ?= .sciqag/demo
 SHARED_PDFS := ../shared/data/pdfs
 
-.PHONY: setup tools demo demo-shared test test-fast schemas clean
+.PHONY: setup tools demo demo-shared test test-fast bench schemas clean
 
 setup: $(STAMP)
 	@$(BIN)/sciqag prepare-model >/dev/null && echo "setup: ok (model in $$($(BIN)/sciqag prepare-model))"
@@ -51,6 +51,11 @@ test: setup tools
 # unit tests only (no broker, no engine)
 test-fast: setup
 	$(BIN)/python -m pytest -ra -m "not slow"
+
+# benchmarks with side-by-side ratios (BENCHMARKS.md); BENCH_ARGS="--only extraction,sink" for a subset
+bench: setup
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 # regenerate the committed contracts (a test fails when they drift from the code)
 schemas: setup

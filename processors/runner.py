@@ -162,14 +162,14 @@ def make_run_job(paths: list[str], report: RunReport, *, timeout_s: float, linge
 
 
 async def wait_for_papers(stages: Stages, store, ids: list[str], *, submitted: float, started: float,
-                          timeout_s: float) -> tuple[dict[str, dict], int]:
+                          timeout_s: float, poll_s: float = 1.0, progress: bool = True) -> tuple[dict[str, dict], int]:
     """Poll ClickHouse until every paper was decided (scored or failed) after `submitted`, with a progress line.
 
     Returns the papers' status rows and 0, or what was decided so far and an exit code (2: the LLM engine
     did not start, 3: timed out).
     """
     loop = asyncio.get_running_loop()
-    progress = Progress(len(ids))
+    bar = Progress(len(ids)) if progress else None
     deadline = time.monotonic() + timeout_s
     fresh: dict[str, dict] = {}
     try:
@@ -182,15 +182,17 @@ async def wait_for_papers(stages: Stages, store, ids: list[str], *, submitted: f
             # a paper counts once it was decided in this run (a re-run sees the older rows too)
             fresh = {pid: s for pid, s in status.items() if s["updated_at"].timestamp() >= submitted - 1}
             scored = sum(1 for s in fresh.values() if s["status"] == "scored")
-            progress.update(scored, len(fresh) - scored, time.monotonic() - started)
+            if bar:
+                bar.update(scored, len(fresh) - scored, time.monotonic() - started)
             if len(fresh) == len(ids):
                 return fresh, 0
             if time.monotonic() > deadline:
                 print(f"\nerror: {len(ids) - len(fresh)} papers not finished after {timeout_s:.0f} s", file=sys.stderr)
                 return fresh, 3
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(poll_s)
     finally:
-        progress.close()
+        if bar:
+            bar.close()
 
 
 def format_summary(report: RunReport) -> str:

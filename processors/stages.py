@@ -65,7 +65,7 @@ from .store import Store, StoreError, now
 log = logging.getLogger("sciqag.stages")
 
 PROMPT_OVERHEAD_TOKENS = 600  # instructions + chat template around the paper text
-LLM_ATTEMPTS = 2
+LLM_ATTEMPTS = 3  # per request: small models now and then emit a degenerate, unparseable answer
 
 
 @dataclass

@@ -1,0 +1,42 @@
+"""`make bench`: every benchmark, one table. Options pass through to the LLM benchmark."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import extraction, llm_stage, sink
+from .common import format_table, machine, save
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run every benchmark and print one table of ratios.")
+    parser.add_argument("--only", help="comma-separated subset of extraction,sink,llm")
+    parser.add_argument("--model", default="", help="model folder for the LLM benchmarks (default: bundled)")
+    parser.add_argument("--sizes", default="10,100,1000", help="paper counts for the overhead scaling runs")
+    parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument("--mcq", type=int, default=4)
+    parser.add_argument("--sink-rows", type=int, default=20000)
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    args = parser.parse_args()
+    chosen = set((args.only or "extraction,sink,llm").split(","))
+    started = time.time()
+    rows = []
+    if "extraction" in chosen:
+        rows += extraction.run()
+    if "sink" in chosen:
+        rows += sink.run(args.sink_rows)
+    if "llm" in chosen:
+        rows += llm_stage.run(model=args.model, sizes=tuple(int(s) for s in args.sizes.split(",")), pairs=args.pairs,
+                              mcq=args.mcq)
+    print(f"\nsciqag-stream benchmarks — {machine()} — {time.strftime('%Y-%m-%d %H:%M')} — "
+          f"{time.time() - started:.0f} s\n")
+    print(format_table(rows))
+    if args.json:
+        save(rows, args.json)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Sink: rows/s through the sink agent (records on `sciqag.qa.scored` in a real Tansu broker -> Faust's
+take_events batches -> chDB) vs a direct clickhouse-connect bulk insert of the same rows into the same engine, in the
+same process. Target >= 0.8."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from schemas import DimensionScore, PaperRef, QAScored, Racar, RACAR_DIMENSIONS, encode
+from schemas.ddl import QA_TABLE, ddl
+
+from .common import Row, format_table
+
+
+def scored_records(n: int, pairs_per_paper: int = 10) -> list[QAScored]:
+    racar = Racar(**{d: DimensionScore(score=2 + (i % 2), reason="a one-sentence reason for the score")
+                     for i, d in enumerate(RACAR_DIMENSIONS)})
+    records = []
+    for i in range(n):
+        paper = PaperRef(paper_id=f"pbench{i // pairs_per_paper:07d}", doi=f"10.5555/bench.{i // pairs_per_paper}",
+                         title="A benchmark paper about perovskite solar cells", journal="Bench Journal",
+                         categories=["Materials Science"], source_uri="file:///bench.pdf", source_feed="bench")
+        seq = i % pairs_per_paper
+        records.append(QAScored(
+            paper=paper, qa_id=f"qbench{i:08d}", pair_index=seq, sequence=seq, pair_count=pairs_per_paper,
+            keywords=["perovskite", "band gap", "efficiency"],
+            question=f"What power conversion efficiency did the device {i} reach under AM1.5G illumination?",
+            answer="The device reached 21.3% with an open-circuit voltage of 1.12 V and a fill factor of 0.79.",
+            racar=racar, numeric_support=1.0, accepted=bool(i % 3), generator_model="bench", judge_model="bench",
+            prompt_version="bench"))
+    return records
+
+
+def run(rows: int = 20000, **overrides) -> list[Row]:
+    from processors.embedded import free_port
+    from processors.runner import run_worker
+    from processors.settings import Settings
+    from processors.stages import qa_row
+
+    records = scored_records(rows)
+    payloads = [(r.paper.paper_id.encode(), encode(r)) for r in records]
+    result: dict = {}
+
+    async def produce(bootstrap: str) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        from schemas import topics as T
+
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, compression_type="gzip", linger_ms=5)
+        await producer.start()
+        try:
+            for key, value in payloads:
+                await producer.send(T.SCORED, key=key, value=value)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    async def job(app, stages) -> int:
+        loop = asyncio.get_running_loop()
+        store = await loop.run_in_executor(None, stages.store)
+        from processors import metrics
+
+        def total(metric, suffix: str, *labels) -> float:  # process-wide metrics: differences are taken
+            return next(s.value for m in (metric.labels(*labels) if labels else metric).collect()
+                        for s in m.samples if s.name.endswith(suffix))
+
+        def stored() -> int:  # the sink's own counter: polling ClickHouse would compete with its inserts
+            return int(total(metrics.QA_STORED, "_total")) - stored_before
+
+        def busy() -> tuple[float, float]:
+            return (total(metrics.STAGE_SECONDS, "_sum", "sink"),
+                    total(metrics.SINK_INSERT_SECONDS, "_sum", "qa_pairs")
+                    + total(metrics.SINK_INSERT_SECONDS, "_sum", "papers"))
+
+        stored_before = int(total(metrics.QA_STORED, "_total"))
+        # the backlog is in the topic before the worker starts: time from the first stored batch to the last
+        while (first := stored()) == 0:
+            await asyncio.sleep(0.005)
+        started, busy_before = time.perf_counter(), busy()
+        while stored() < rows:
+            await asyncio.sleep(0.005)
+        result["sink_s"] = time.perf_counter() - started
+        result["sink_rows"] = rows - first
+        result["in_sink_s"], result["insert_s"] = (after - before for after, before in zip(busy(), busy_before))
+
+        # the ceiling: the same rows, one bulk insert per 5,000 rows, into another database of the same engine
+        direct = [qa_row(r) for r in records]
+        for statement in ddl("bench_direct"):
+            store.command(statement)
+        from processors.store import QA_COLUMNS
+
+        started = time.perf_counter()
+        for i in range(0, len(direct), 5000):
+            await loop.run_in_executor(None, lambda chunk=direct[i:i + 5000]: store._client.insert(
+                QA_TABLE, chunk, column_names=QA_COLUMNS, database="bench_direct"))
+        result["direct_s"] = time.perf_counter() - started
+        return 0
+
+    from processors.embedded import tansu_broker
+    from processors.publish import bootstrap_servers
+
+    with tempfile.TemporaryDirectory() as tmp, tansu_broker() as broker:
+        asyncio.run(produce(bootstrap_servers(broker)))
+        settings = Settings(data_dir=Path(tmp), broker_url=broker, agents=["sink"], metrics_port=free_port(),
+                            log_level="WARNING", **overrides)
+        code = run_worker(settings, job)
+    if code or "direct_s" not in result:
+        raise RuntimeError(f"the sink benchmark's worker failed (exit {code})")
+    note = (f"{rows} QAScored records in the topic before the worker starts; batches of {settings.sink_batch_rows} "
+            f"rows / {settings.sink_batch_seconds:g} s; timed from the first stored batch to the last "
+            f"({result['sink_rows']} rows in {result['sink_s']:.2f} s, of which {result['in_sink_s']:.2f} s in the "
+            f"agent's batch handler and {result['insert_s']:.2f} s in its inserts); direct: the same rows, 5,000 "
+            "per insert")
+    return [Row("sink", "rows/s through the sink agent", result["sink_rows"] / result["sink_s"],
+                "direct clickhouse-connect insert rows/s", rows / result["direct_s"], target=0.8, note=note)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--batch-rows", type=int, default=0, help="SCIQAG_SINK_BATCH_ROWS for the run (default: the setting)")
+    args = parser.parse_args()
+    print(format_table(run(args.rows, **({"sink_batch_rows": args.batch_rows} if args.batch_rows else {}))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""The benchmarks run and report ratios (figures are `make bench`'s business; here only that they work)."""
+import pytest
+
+from benchmarks import extraction, sink
+from benchmarks.common import Row, format_table
+
+from .conftest import shared_pdfs
+
+
+def test_extraction_benchmark_measures_both_sides():
+    shared_pdfs()
+    (row,) = extraction.run(rounds=1, with_markdown=False)
+    assert row.value > 0 and row.baseline > 0 and row.ratio == row.value / row.baseline
+    assert "image_only_pdf" in row.note  # the scan is left out, and said so
+    assert "extractor pages/s" in format_table([row])
+
+
+def test_table_flags_a_ratio_below_target():
+    assert Row("x", "m", 1.0, "b", 4.0, target=0.5).status() == "BELOW TARGET"
+    assert Row("x", "m", 3.0, "b", 4.0, target=0.5).status() == "ok"
+    assert Row("x", "m", 3.0).status() == ""
+
+
+@pytest.mark.slow
+def test_sink_benchmark_runs_against_the_real_broker_and_chdb():
+    (row,) = sink.run(2000)
+    assert row.value > 0 and row.baseline > 0 and "rows" in row.note

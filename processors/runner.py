@@ -47,6 +47,7 @@ def run_worker(settings: Settings, job: Job | None = None) -> int:
     from .app import build_app
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _fresh_event_loop()
     reaper = start_orphan_reaper()
     exit_code = {"code": 0}
     try:
@@ -86,6 +87,17 @@ def run_worker(settings: Settings, job: Job | None = None) -> int:
     finally:
         reaper.kill()
     return exit_code["code"]
+
+
+def _fresh_event_loop() -> None:
+    """Faust takes the current loop and closes it when the worker stops: a second worker in the same process
+    (the benchmarks run several) needs a new one."""
+    try:
+        closed = asyncio.get_event_loop().is_closed()
+    except RuntimeError:
+        closed = True
+    if closed:
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 # -- the `run` job ----------------------------------------------------------------------------

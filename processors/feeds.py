@@ -415,30 +415,28 @@ class FeedIngester:
         for pdf in sorted(p for p in folder.iterdir() if p.suffix.lower() == ".pdf" and not p.name.startswith(".")):
             meta: dict = {}
             sidecar = pdf.with_suffix(".json")
+            uri = pdf.resolve().as_uri()
+            problem = None
             if sidecar.exists():
                 try:
                     meta = json.loads(sidecar.read_text(encoding="utf-8"))
                     if not isinstance(meta, dict):
                         raise ValueError("not a JSON object")
                 except (ValueError, UnicodeDecodeError) as exc:
-                    pid = paper_id_for(uri=pdf.resolve().as_uri())
-                    if not self.state.seen(pid):
-                        stats.entries += 1
-                        await self._dead_letter(source, pid, "malformed_sidecar", f"{sidecar}: {exc}",
-                                                pdf.resolve().as_uri(), stats)
-                    continue
+                    problem = ("malformed_sidecar", f"{sidecar}: {exc}")
             size = pdf.stat().st_size
-            if size > self.config.max_pdf_bytes:
-                pid = paper_id_for(uri=pdf.resolve().as_uri())
+            if problem is None and size > self.config.max_pdf_bytes:
+                problem = ("too_large", f"{pdf} is {size} bytes")
+            if problem:  # identified by location: the DOI or the bytes cannot be trusted or read
+                pid = paper_id_for(uri=uri)
                 if not self.state.seen(pid):
                     stats.entries += 1
-                    await self._dead_letter(source, pid, "too_large", f"{pdf} is {size} bytes",
-                                            pdf.resolve().as_uri(), stats)
+                    await self._dead_letter(source, pid, *problem, uri, stats)
                 continue
             doi = normalize_doi(str(meta.get("doi", "")))
             pid = paper_id_for(doi=doi, content=pdf.read_bytes())
             entry = FeedEntry(entry_id=doi or pid, title=str(meta.get("title", "")), doi=doi,
-                              pdf_url=pdf.resolve().as_uri(), journal=str(meta.get("journal", "")),
+                              pdf_url=uri, journal=str(meta.get("journal", "")),
                               categories=[str(c) for c in meta.get("categories") or []],
                               language=language_hint(str(meta.get("language", ""))))
             await self._take(source, entry, "", stats, paper_id=pid, local_file=True)

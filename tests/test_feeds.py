@@ -28,10 +28,9 @@ def feeds():
     shared_pdfs()  # skips when the real PDFs are not beside the project
     server_state = fs.FeedServer()
     server_state.rss2_items = [
-        {"doi": "10.5555/tests.2", "title": "Paper B in the journal", "pdf": None},
+        {"doi": "10.5555/tests.2", "title": "Paper B in the journal", "pdf": None},  # set once the port is known
         {"doi": "10.5555/tests.4", "title": "Paper D, no PDF"},
     ]
-    server_state.rss2_items[0]["pdf"] = None  # filled once the server knows its port
     server = fs.start_feed_server(server_state)
     server_state.rss2_items[0]["pdf"] = server_state.pdf(fs.SMALL_B)
     yield server_state

@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 
 from schemas import topics as T
 
+from .kafka_auth import faust_credentials
 from .llm import EngineOptions, open_engine
 from .settings import Settings
 from .stages import EngineHolder, Stages, Topics
@@ -63,13 +64,16 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
     unknown = set(settings.agents) - set(AGENTS)
     if unknown:
         raise ValueError(f"unknown agents {sorted(unknown)}; choose from {', '.join(AGENTS)}")
-    fast_join = {}
-    if settings.embedded_broker:
-        # the embedded broker has one member; Kafka-sized timeouts make the group join take ~30 s
-        fast_join = dict(broker_rebalance_timeout=6, broker_session_timeout=6, broker_heartbeat_interval=1)
+    group_timeouts = {}
+    # the embedded broker has one member; Kafka-sized timeouts make the group join take ~30 s
+    session_s = settings.kafka_session_timeout_s or (6 if settings.embedded_broker else 0)
+    if session_s:
+        group_timeouts = dict(broker_rebalance_timeout=session_s, broker_session_timeout=session_s,
+                              broker_heartbeat_interval=max(0.5, session_s / 6))
     app = faust.App(
         "sciqag",
         broker=broker_url,
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         autodiscover=False,
         web_enabled=False,
@@ -78,7 +82,7 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
         producer_compression_type="gzip",
         producer_max_request_size=4 * 1024 * 1024,
         datadir=str(settings.data_dir / "faust"),
-        **fast_join,
+        **group_timeouts,
     )
     global _faust_metrics
     if _faust_metrics is None:  # the registry is process-wide; create Faust's metrics once

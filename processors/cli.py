@@ -220,6 +220,7 @@ def cmd_worker(args) -> int:
 
 
 def cmd_publish(args) -> int:
+    from .kafka_auth import aiokafka_security
     from .publish import bootstrap_servers, input_files, produce, record_for_file, records_from_jsonl
 
     settings = settings_from(args)
@@ -232,13 +233,14 @@ def cmd_publish(args) -> int:
         else:
             records.append(record_for_file(path, source_feed="sciqag-publish",
                                            inline_limit=settings.max_inline_bytes if args.inline else 0))
-    sent = asyncio.run(produce(bootstrap_servers(settings.broker_url), records))
+    sent = asyncio.run(produce(bootstrap_servers(settings.broker_url), records, security=aiokafka_security(settings)))
     print(f"published {sent} papers to sciqag.papers")
     return 0
 
 
 def cmd_feed(args) -> int:
     from .feeds import FeedState, KafkaPublisher, load_config, run_feeds
+    from .kafka_auth import aiokafka_security
     from .publish import bootstrap_servers
     from .runner import configure_logging
 
@@ -255,7 +257,8 @@ def cmd_feed(args) -> int:
 
         start_http_server(port)
     return asyncio.run(run_feeds(config, FeedState(config.state_dir / "feeds.sqlite"),
-                                 KafkaPublisher(bootstrap_servers(settings.broker_url)), once=args.once))
+                                 KafkaPublisher(bootstrap_servers(settings.broker_url), aiokafka_security(settings)),
+                                 once=args.once))
 
 
 def cmd_extract(args) -> int:

@@ -158,16 +158,21 @@ class Publisher(Protocol):
 class KafkaPublisher:
     """Each record is acknowledged by the broker (acks=all) before the ingester marks it submitted."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, security: dict | None = None) -> None:
         self.bootstrap = bootstrap
+        self.security = security or {}  # TLS / SASL keyword arguments (kafka_auth.aiokafka_security)
         self._producer = None
 
     async def __aenter__(self) -> "KafkaPublisher":
         from aiokafka import AIOKafkaProducer
 
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, compression_type="gzip", acks="all",
-                                          max_request_size=4 * 1024 * 1024)
-        await self._producer.start()
+                                          max_request_size=4 * 1024 * 1024, **self.security)
+        try:
+            await self._producer.start()
+        except BaseException:
+            await self._producer.stop()
+            raise
         return self
 
     async def __aexit__(self, *exc) -> None:

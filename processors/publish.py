@@ -62,9 +62,9 @@ async def produce(bootstrap: str, records: Iterable[PaperSubmitted], *, security
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, compression_type="gzip", acks="all",
                                 max_request_size=4 * 1024 * 1024, **(security or {}))
-    await producer.start()
     sent = 0
     try:
+        await producer.start()  # inside the try: a broker that cannot be reached still gets the client closed
         for record in records:
             await producer.send(T.PAPERS, key=record.paper_id.encode(), value=encode(record))
             sent += 1

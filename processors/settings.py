@@ -28,6 +28,17 @@ class Settings:
     # broker
     broker_url: str = field(default_factory=lambda: _env("BROKER_URL"))  # kafka://host:9092[;host2:9092]; empty: embedded Tansu
     topic_partitions: int = field(default_factory=lambda: int(_env("TOPIC_PARTITIONS", "4")))
+    # broker TLS / SASL (see processors/kafka_auth.py); the password from the environment or a file only
+    kafka_security_protocol: str = field(default_factory=lambda: _env("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"))
+    kafka_sasl_mechanism: str = field(default_factory=lambda: _env("KAFKA_SASL_MECHANISM", "PLAIN"))
+    kafka_sasl_username: str = field(default_factory=lambda: _env("KAFKA_SASL_USERNAME"))
+    kafka_sasl_password: str = field(default_factory=lambda: _secret("KAFKA_SASL_PASSWORD"), repr=False)
+    kafka_ssl_cafile: str = field(default_factory=lambda: _env("KAFKA_SSL_CAFILE"))  # default: the system CAs
+    kafka_ssl_certfile: str = field(default_factory=lambda: _env("KAFKA_SSL_CERTFILE"))  # client certificate (mTLS)
+    kafka_ssl_keyfile: str = field(default_factory=lambda: _env("KAFKA_SSL_KEYFILE"))
+    # how long the group waits for a worker that stopped heartbeating (killed, partitioned) before its partitions
+    # go to the others; 0: 6 s on the embedded broker, Faust's 60 s on a configured one
+    kafka_session_timeout_s: float = field(default_factory=lambda: float(_env("KAFKA_SESSION_TIMEOUT_S", "0")))
     # ClickHouse: a DSN (http://user@host:8123/db or chdb:///dir), or host settings; all empty: chDB under data_dir
     clickhouse_dsn: str = field(default_factory=lambda: _env("CLICKHOUSE_DSN"))
     clickhouse_host: str = field(default_factory=lambda: _env("CLICKHOUSE_HOST"))

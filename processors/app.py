@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 
 from schemas import topics as T
 
+from . import faust_commit
 from .kafka_auth import faust_credentials
 from .llm import EngineOptions, open_engine
 from .settings import Settings
@@ -64,6 +65,7 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
     unknown = set(settings.agents) - set(AGENTS)
     if unknown:
         raise ValueError(f"unknown agents {sorted(unknown)}; choose from {', '.join(AGENTS)}")
+    faust_commit.install()  # at-least-once under agent concurrency (see faust_commit.py)
     group_timeouts = {}
     # the embedded broker has one member; Kafka-sized timeouts make the group join take ~30 s
     session_s = settings.kafka_session_timeout_s or (6 if settings.embedded_broker else 0)

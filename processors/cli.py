@@ -92,6 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output file (default: standard output)")
     _common(p)
 
+    p = sub.add_parser("replay", help="publish stored papers again (by id or by time range) to reprocess them",
+                       description="Reads the chosen papers from ClickHouse and publishes them to sciqag.papers under "
+                                   "their own paper_id: their pairs come back under the same qa_ids and replace the "
+                                   "stored ones, and pairs the new run no longer has are deleted, so a replay never "
+                                   "duplicates results. Papers are refetched from their source_uri; inline uploads "
+                                   "are skipped (their PDF is not stored). The time range is on when a paper's "
+                                   "latest outcome was stored (papers.updated_at), UTC unless a zone is given. "
+                                   "On the embedded broker, run `sciqag run` on the files again instead.")
+    p.add_argument("--paper-id", dest="paper_ids", action="append", metavar="ID", help="a paper to replay (repeatable)")
+    p.add_argument("--ids-file", type=Path, help="a file of paper ids, one per line")
+    p.add_argument("--since", help="papers stored at or after this ISO 8601 time, e.g. 2026-11-21T08:00")
+    p.add_argument("--until", help="papers stored before this ISO 8601 time")
+    p.add_argument("--status", choices=["scored", "failed", "any"], default="any",
+                   help="only papers whose latest outcome is this (default any)")
+    p.add_argument("--all", action="store_true", help="every stored paper (with --status, every such paper)")
+    p.add_argument("--out", type=Path, help="write the records as JSONL (for `sciqag publish`) instead of publishing")
+    p.add_argument("--dry-run", action="store_true", help="list what would be replayed and publish nothing")
+    _common(p)
+
     p = sub.add_parser("stats", help="corpus report: RACAR, acceptance, diversity, coverage, numeric support",
                        description="Print the report by journal/category and write it as an HTML page with plots.")
     p.add_argument("--html", type=Path, default=None, help="HTML report file (default: <data-dir>/stats.html)")
@@ -319,6 +338,47 @@ def cmd_export(args) -> int:
             out.close()
     if args.out:
         print(f"wrote {len(records)} {'items' if args.format == 'mera' else 'pairs'} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_replay(args) -> int:
+    import msgspec
+
+    from .kafka_auth import aiokafka_security
+    from .publish import bootstrap_servers, produce
+    from .replay import parse_time, select
+
+    paper_ids = list(args.paper_ids or [])
+    if args.ids_file:
+        paper_ids += [line.strip() for line in args.ids_file.read_text().splitlines() if line.strip()]
+    since = parse_time(args.since) if args.since else None
+    until = parse_time(args.until) if args.until else None
+    if not (paper_ids or since or until or args.all):
+        raise ValueError("choose the papers: --paper-id/--ids-file, --since/--until, or --all")
+    settings = settings_from(args)
+    if not (args.out or args.dry_run or settings.broker_url):
+        raise ValueError("replay publishes to a broker: set SCIQAG_BROKER_URL or --broker, or write --out FILE.jsonl")
+    selection = _read_store(args, lambda store: select(store, paper_ids=paper_ids or None, since=since, until=until,
+                                                       status=args.status))
+    for paper_id, why in selection.skipped:
+        print(f"skipped {paper_id}: {why}", file=sys.stderr)
+    for paper_id in selection.missing:
+        print(f"not found: {paper_id} is not in the papers table", file=sys.stderr)
+    if args.dry_run:
+        for record in selection.records:
+            print(f"{record.paper_id}\t{record.pdf_uri}")
+        print(f"would replay {len(selection.records)} papers", file=sys.stderr)
+    elif args.out:
+        with open(args.out, "wb") as out:
+            for record in selection.records:
+                out.write(msgspec.json.encode(record) + b"\n")
+        print(f"wrote {len(selection.records)} papers to {args.out}; publish them with `sciqag publish {args.out}`")
+    else:
+        sent = asyncio.run(produce(bootstrap_servers(settings.broker_url), selection.records,
+                                   security=aiokafka_security(settings)))
+        print(f"replayed {sent} papers to sciqag.papers")
+    if selection.missing:
+        return 1
     return 0
 
 

@@ -27,6 +27,8 @@ LLM_ERRORS = Counter("sciqag_llm_errors_total", "LLM requests that failed in the
 QA_PAIRS = Counter("sciqag_qa_pairs_total", "Judged QA pairs, by outcome (accepted | rejected).", ["outcome"])
 PREFILTER_DROPPED = Counter("sciqag_qa_prefilter_dropped_total", "Generated pairs the rule-based pre-filter dropped, by reason.", ["reason"])
 QA_STORED = Counter("sciqag_qa_pairs_stored_total", "QA pairs inserted into ClickHouse.")
+QA_PRUNED = Counter("sciqag_qa_pairs_pruned_total",
+                    "Stored pairs deleted because a later run of their paper (re-delivery, replay) no longer has them.")
 RACAR_SCORE = Histogram(
     "sciqag_racar_score", "RACAR scores (1..3) per dimension.", ["dimension"], buckets=(1, 2, 3)
 )

@@ -11,6 +11,8 @@ import concurrent.futures
 import functools
 import logging
 import multiprocessing
+import os
+import signal
 import threading
 import time
 import uuid
@@ -126,6 +128,10 @@ class Stages:
         self._mcq_schema = mcq_schema(settings.mcq_per_paper) if settings.mcq_per_paper > 0 else None
         self._mcq_judge_schema = mcq_judge_schema()
         self._embeddings_warned = False
+        # fault injection for the crash tests: die (SIGKILL) after this many stored sink batches, i.e. after the
+        # insert and before Faust can commit the batch's offsets; 0 (the default) never
+        self._kill_after_sink_batches = int(os.environ.get("SCIQAG_FAULT_KILL_AFTER_SINK_BATCHES", "0") or 0)
+        self._sink_batches = 0
 
     # -- shared -------------------------------------------------------------------------------
     def store(self) -> Store:
@@ -403,6 +409,7 @@ class Stages:
                                           message=f"none of the {len(generated.pairs)} pairs could be judged",
                                           paper_id=pid, event=event, source_uri=generated.paper.source_uri)
         quality = await self._paper_quality(generated)
+        run_qa_ids = [pair.qa_id for pair, _, _ in judged]
         for sequence, (pair, (racar, single_correct), res) in enumerate(judged):
             accepted = is_accepted(racar, self.settings.acceptance_policy) and single_correct is not False
             record = QAScored(
@@ -428,6 +435,7 @@ class Stages:
                 prompt_version=generated.prompt_version,
                 judge_prompt_tokens=res.prompt_tokens,
                 judge_generated_tokens=res.generated_tokens,
+                paper_qa_ids=run_qa_ids if sequence == len(judged) - 1 else [],
             )
             await self.send(self.topics.scored, pid, record)
             metrics.QA_PAIRS.labels("accepted" if accepted else "rejected").inc()
@@ -469,6 +477,8 @@ class Stages:
         qa_rows, paper_rows, dlq_rows = [], [], []
         completed: list[QAScored] = []
         failed = 0
+        # per paper completed or failed in this batch, the pairs its latest outcome keeps (none for a failure)
+        keep_pairs: dict[str, list[str]] = {}
         for event in events:
             if event.message.topic == T.SCORED:
                 try:
@@ -480,6 +490,8 @@ class Stages:
                 if rec.sequence == rec.pair_count - 1:
                     paper_rows.append(paper_row_scored(rec))
                     completed.append(rec)
+                    if rec.paper_qa_ids:  # records written before the field existed cannot be reconciled
+                        keep_pairs[rec.paper.paper_id] = list(rec.paper_qa_ids)
             else:
                 try:
                     dead = decode(event.value, DeadLetter)
@@ -491,10 +503,13 @@ class Stages:
                 dlq_rows.append(_dlq_row(dead))
                 if dead.paper_failed and dead.paper_id:
                     paper_rows.append(_paper_row_failed(dead))
+                    keep_pairs[dead.paper_id] = []
                     failed += 1
         await self._insert_until_stored("qa_pairs", lambda: self.store().insert_qa(qa_rows), bool(qa_rows))
         await self._insert_until_stored(DLQ_TABLE, lambda: self.store().insert_dead_letters(dlq_rows), bool(dlq_rows))
         await self._insert_until_stored("papers", lambda: self.store().insert_papers(paper_rows), bool(paper_rows))
+        # last, so a crash before it is repaired by the re-delivered batch
+        await self._insert_until_stored("qa_pairs", lambda: self._prune_stale_pairs(keep_pairs), bool(keep_pairs))
         metrics.QA_STORED.inc(len(qa_rows))
         metrics.PAPERS.labels("sink", "scored").inc(len(completed))
         metrics.PAPERS.labels("sink", "failed").inc(failed)
@@ -502,6 +517,18 @@ class Stages:
             if rec.paper.submitted_at is not None:
                 metrics.END_TO_END_SECONDS.observe((now() - rec.paper.submitted_at).total_seconds())
         metrics.STAGE_SECONDS.labels("sink").observe(time.perf_counter() - started)
+        self._sink_batches += 1
+        if self._kill_after_sink_batches and self._sink_batches >= self._kill_after_sink_batches:
+            log.critical("fault injection: killing the worker after sink batch %d, before its offsets are committed",
+                         self._sink_batches)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def _prune_stale_pairs(self, keep_pairs: dict[str, list[str]]) -> None:
+        deleted = self.store().prune_pairs(keep_pairs)
+        if deleted:
+            log.info("sink: deleted %d pairs of %d papers that their latest run no longer has", deleted,
+                     len(keep_pairs))
+            metrics.QA_PRUNED.inc(deleted)
 
     async def _insert_until_stored(self, table: str, insert: Callable[[], None], needed: bool) -> None:
         if not needed:

@@ -87,6 +87,30 @@ class Store:
     def insert_dead_letters(self, rows: Sequence[Sequence[Any]]) -> None:
         self.insert(DLQ_TABLE, rows, DLQ_COLUMNS)
 
+    def prune_pairs(self, keep: dict[str, list[str]]) -> int:
+        """Delete the stored pairs of these papers that are not in their keep list; returns how many.
+
+        A paper processed twice (re-delivered after a crash, or replayed) is stored under the same
+        qa_ids, but the second run may keep fewer pairs, or fail: the pairs only the first run had
+        would outlive it. Stale pairs are rare, so this reads first and deletes only when needed
+        (lightweight DELETEs are meant to be occasional).
+        """
+        if not keep:
+            return 0
+        stored = self.query(
+            f"SELECT DISTINCT paper_id, qa_id FROM `{self.database}`.{QA_TABLE} WHERE paper_id IN {{ids:Array(String)}}",
+            {"ids": list(keep)},
+        )
+        keep_sets = {paper_id: set(ids) for paper_id, ids in keep.items()}
+        stale = [(r["paper_id"], r["qa_id"]) for r in stored if r["qa_id"] not in keep_sets[r["paper_id"]]]
+        if not stale:
+            return 0
+        self.command(
+            f"DELETE FROM `{self.database}`.{QA_TABLE} WHERE has({{stale:Array(Tuple(String, String))}}, (paper_id, qa_id))",
+            {"stale": stale},
+        )
+        return len(stale)
+
     def papers(self) -> list[dict]:
         return self.query(f"SELECT * FROM `{self.database}`.{PAPERS_TABLE} FINAL ORDER BY paper_id")
 

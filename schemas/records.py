@@ -166,6 +166,9 @@ class QAScored(msgspec.Struct, kw_only=True):
     prompt_version: str = ""
     judge_prompt_tokens: int = 0
     judge_generated_tokens: int = 0
+    # on the completing record only: the qa_ids of every pair of this run of the paper, so the sink can delete
+    # pairs an earlier run stored that this one no longer has (a re-generation after a crash, a replay)
+    paper_qa_ids: list[str] = []
     scored_at: datetime = msgspec.field(default_factory=utcnow)
     schema_version: int = SCHEMA_VERSION
 

@@ -92,12 +92,12 @@ def _dimension_scores(text: str, names: tuple[str, ...], low: int, high: int, wh
     dims = {}
     for name in names:
         value = obj.get(name)
-        if isinstance(value, dict):
-            score, reason = value.get("score"), _clean(value.get("reason", ""))
-        else:
-            score, reason = value, ""
-        if isinstance(score, str) and score.strip().isdigit():
-            score = int(score.strip())
+        # the shape the JSON schema asks for, {"score": int, "reason": str}, and nothing looser: a bare number or a
+        # score in words is what an output that escaped structured decoding looks like
+        if not isinstance(value, dict) or not isinstance(value.get("reason"), str):
+            raise ModelOutputError(f"{who} output has no {{score, reason}} object for {name!r}",
+                                   kind="judge_score_invalid")
+        score, reason = value.get("score"), _clean(value["reason"])
         if isinstance(score, bool) or not isinstance(score, int):
             raise ModelOutputError(f"{who} output has no integer score for {name!r}", kind="judge_score_invalid")
         if not low <= score <= high:

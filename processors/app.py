@@ -83,6 +83,7 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
         consumer_auto_offset_reset="earliest",
         producer_compression_type="gzip",
         producer_max_request_size=4 * 1024 * 1024,
+        stream_buffer_maxsize=settings.stream_buffer,
         datadir=str(settings.data_dir / "faust"),
         **group_timeouts,
     )

@@ -79,6 +79,10 @@ class Settings:
     # worker
     metrics_port: int = field(default_factory=lambda: int(_env("METRICS_PORT", "6066")))
     agents: list[str] = field(default_factory=lambda: [a for a in _env("AGENTS", "extractor,generator,judge,sink").split(",") if a])
+    # records Faust buffers ahead of each agent per partition (Faust's default); when one is full Faust stops
+    # fetching that partition. Lower it only in a worker that runs one agent: in a worker with several, a full
+    # buffer stalls the others too (measured: at 16 the extractor fell to 0.5 papers/s behind a slow generator)
+    stream_buffer: int = field(default_factory=lambda: int(_env("STREAM_BUFFER", "4096")))
     sink_batch_rows: int = field(default_factory=lambda: int(_env("SINK_BATCH_ROWS", "500")))
     sink_batch_seconds: float = field(default_factory=lambda: float(_env("SINK_BATCH_SECONDS", "1.0")))
     log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "WARNING"))

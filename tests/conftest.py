@@ -1,7 +1,10 @@
 import os
 import shutil
 import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -36,3 +39,41 @@ def _no_ambient_settings(monkeypatch):
     for name in list(os.environ):
         if name.startswith("SCIQAG_") and name != "SCIQAG_CACHE_DIR":
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory):
+    """A real `vllm serve` with the bundled model, started once for the tests that use the HTTP backend."""
+    from processors.models import prepare_bundled_model
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log_path = tmp_path_factory.mktemp("vllm") / "vllm.log"
+    log = open(log_path, "w")
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(prepare_bundled_model()),
+           "--served-model-name", "sciqag-llm", "--host", "127.0.0.1", "--port", str(port), "--enforce-eager",
+           "--max-model-len", "4096", "--gpu-memory-utilization", "0.2",
+           "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}']
+    env = {**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"}
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 400
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError("vllm serve exited:\n" + log_path.read_text()[-3000:])
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("vllm serve did not come up:\n" + log_path.read_text()[-3000:])
+                time.sleep(2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

@@ -52,3 +52,26 @@ def write_papers(out_dir: Path, count: int, start: int = 0) -> list[Path]:
         render_pdf(paper_markdown(index), path)
         paths.append(path)
     return paths
+
+
+
+
+def write_paper_copies(out_dir: Path, count: int, texts: int = 50) -> list[Path]:
+    """count distinct PDFs fast: `texts` rendered papers, each copy with its own metadata subject, hence its own
+    content hash and paper_id. Each is about 0.5 MiB (the embedded fonts), so 1,000 of them make a heavy burst."""
+    import pymupdf
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bases = []
+    for index in range(texts):
+        render_pdf(paper_markdown(index), out_dir / "base.pdf")
+        bases.append((out_dir / "base.pdf").read_bytes())
+    (out_dir / "base.pdf").unlink()
+    paths = []
+    for index in range(count):
+        with pymupdf.open(stream=bases[index % texts], filetype="pdf") as doc:
+            doc.set_metadata({**doc.metadata, "subject": f"sciqag-stream test copy {index}"})
+            path = out_dir / f"copy_{index:04d}.pdf"
+            path.write_bytes(doc.tobytes())
+        paths.append(path)
+    return paths

@@ -1,58 +1,15 @@
 """The generator and judge over HTTP against a real `vllm serve` (the CPU vLLM package, bundled model)."""
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from processors.models import prepare_bundled_model
 from processors.samples import write_sample_pdfs
 
 from .e2e import metric, open_store, run_sciqag
 from .test_deploy import dashboard_metric_names
 
 pytestmark = pytest.mark.slow
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def vllm_server(tmp_path):
-    port = _port()
-    log = open(tmp_path / "vllm.log", "w")
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(prepare_bundled_model()),
-           "--served-model-name", "sciqag-llm", "--host", "127.0.0.1", "--port", str(port), "--enforce-eager",
-           "--max-model-len", "4096", "--gpu-memory-utilization", "0.2",
-           "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}']
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"})
-    try:
-        deadline = time.monotonic() + 400
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError("vllm serve exited:\n" + (tmp_path / "vllm.log").read_text()[-3000:])
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("vllm serve did not come up:\n" + (tmp_path / "vllm.log").read_text()[-3000:])
-                time.sleep(2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_pipeline_over_http_against_vllm_serve(tmp_path, free_port, vllm_server):

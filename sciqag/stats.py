@@ -6,7 +6,6 @@ import html
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from schemas import RACAR_DIMENSIONS
 

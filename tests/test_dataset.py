@@ -5,7 +5,6 @@ import json
 import random
 import subprocess
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest

@@ -1,7 +1,6 @@
 """The deployment, validated with the real tools: promtool, docker-compose, kubernetes-validate,
 and the dashboard's metric names against a live worker's /metrics."""
 import json
-import os
 import re
 import shutil
 import signal

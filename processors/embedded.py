@@ -49,6 +49,16 @@ def tansu_binary() -> Path:
     return path
 
 
+def stop_process(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within timeout seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextlib.contextmanager
 def tansu_broker(port: int | None = None, log_file: Path | None = None) -> Iterator[str]:
     """Run a memory-backed Tansu broker on loopback; yields the Faust broker URL."""
@@ -65,12 +75,7 @@ def tansu_broker(port: int | None = None, log_file: Path | None = None) -> Itera
         log.info("embedded Tansu broker on 127.0.0.1:%d (pid %d)", port, proc.pid)
         yield f"kafka://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 5)
         if out is not subprocess.DEVNULL:
             out.close()
 

@@ -44,6 +44,7 @@ def _no_ambient_settings(monkeypatch):
 @pytest.fixture(scope="session")
 def vllm_server(tmp_path_factory):
     """A real `vllm serve` with the bundled model, started once for the tests that use the HTTP backend."""
+    from processors.embedded import stop_process
     from processors.models import prepare_bundled_model
 
     with socket.socket() as s:
@@ -71,9 +72,5 @@ def vllm_server(tmp_path_factory):
                 time.sleep(2)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 60)
         log.close()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from processors.embedded import tansu_broker
+from processors.embedded import stop_process, tansu_broker
 from processors.publish import bootstrap_servers, record_for_file
 from processors.settings import Settings
 from processors.store import Store
@@ -97,6 +97,16 @@ async def _progress(bootstrap: str) -> Progress:
         await group.stop()
 
 
+def _wait_serving_metrics(proc: subprocess.Popen, port: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            scrape_metrics(port)
+            return
+        except OSError:  # not serving metrics yet
+            time.sleep(0.3)
+
+
 def _run_until(cmd: list[str], env: dict, log_file: Path, broker: str, done, what: str) -> Progress:
     """Run a worker until `done(progress)` holds, then stop it with SIGTERM (it must exit cleanly)."""
     with open(log_file, "w") as log:
@@ -112,12 +122,7 @@ def _run_until(cmd: list[str], env: dict, log_file: Path, broker: str, done, wha
             assert done(progress), (f"{what}: not done; {len(progress.completions)} papers complete, sink lag "
                                     f"{progress.sink_lag}:\n" + log_file.read_text()[-3000:])
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, 60)
     assert proc.returncode == 0, log_file.read_text()[-3000:]
     return progress
 
@@ -319,13 +324,7 @@ def test_sink_holds_its_batches_while_clickhouse_is_away_and_drains_when_it_retu
                     def stored() -> float:
                         return metric(scrape_metrics(metrics_port), "sciqag_papers_total", stage="sink")
 
-                    deadline = time.monotonic() + 60
-                    while time.monotonic() < deadline and worker.poll() is None:
-                        try:
-                            stored()
-                            break
-                        except OSError:  # not serving metrics yet
-                            time.sleep(0.3)
+                    _wait_serving_metrics(worker, metrics_port, timeout=60)
                     time.sleep(5)  # the group's first join
                     asyncio.run(_send_scored(bootstrap, before))
                     seen = _wait_for_metric(worker, metrics_port, "sciqag_papers_total", {"stage": "sink"}, 100, 120)
@@ -356,12 +355,7 @@ def test_sink_holds_its_batches_while_clickhouse_is_away_and_drains_when_it_retu
                     rss_after = _rss_mib(worker.pid)
                     retries = metric(scrape_metrics(metrics_port), "sciqag_sink_insert_retries_total")
                 finally:
-                    worker.send_signal(signal.SIGTERM)
-                    try:
-                        worker.wait(timeout=60)
-                    except subprocess.TimeoutExpired:
-                        worker.kill()
-                        worker.wait()
+                    stop_process(worker, 60)
         store = Store(Settings(clickhouse_dsn=dsn))
         try:
             papers = store.query("SELECT status, count() AS n, uniqExact(paper_id) AS ids FROM sciqag.papers FINAL "
@@ -446,13 +440,7 @@ def test_a_burst_of_1000_papers_keeps_the_worker_under_its_memory_bound(tmp_path
         with open(log_file, "w") as log:
             worker = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
             try:
-                deadline = time.monotonic() + 120
-                while time.monotonic() < deadline and worker.poll() is None:
-                    try:
-                        scrape_metrics(free_port)
-                        break
-                    except OSError:  # not serving metrics yet
-                        time.sleep(0.3)
+                _wait_serving_metrics(worker, free_port)
                 time.sleep(8)  # the group's first join
                 rss_idle = _tree_rss_mib(worker.pid)
                 burst_at = time.monotonic()
@@ -480,12 +468,7 @@ def test_a_burst_of_1000_papers_keeps_the_worker_under_its_memory_bound(tmp_path
                         hwm = int(line.split()[1]) / 1024  # the kernel's own peak RSS of the main process
                 generated = metric(scrape_metrics(free_port), "sciqag_papers_total", stage="generator")
             finally:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait()
+                stop_process(worker, 60)
 
     took = (extracted_at or time.monotonic()) - burst_at
     print(f"burst of {BURST} papers ({burst_mib:.0f} MiB inline) published in {published_in:.0f} s; "

@@ -60,20 +60,25 @@ def stop_process(proc: subprocess.Popen, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def tansu_broker(port: int | None = None, log_file: Path | None = None) -> Iterator[str]:
-    """Run a memory-backed Tansu broker on loopback; yields the Faust broker URL."""
+def tansu_broker(port: int | None = None, log_file: Path | None = None,
+                 advertised_port: int | None = None) -> Iterator[str]:
+    """Run a memory-backed Tansu broker on loopback; yields the Faust broker URL.
+
+    advertised_port: the port clients are told to use (a proxy in front of the broker), if not its own.
+    """
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
          "--storage-engine", "memory://tansu/"],
         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
     try:
         wait_for_port(port, proc=proc)
         log.info("embedded Tansu broker on 127.0.0.1:%d (pid %d)", port, proc.pid)
-        yield f"kafka://127.0.0.1:{port}"
+        yield f"kafka://127.0.0.1:{advertised_port or port}"
     finally:
         stop_process(proc, 5)
         if out is not subprocess.DEVNULL:

@@ -33,6 +33,7 @@ from .conftest import sciqag_exe
 from .e2e import metric, open_store, scrape_metrics
 from .stage_harness import scored_run
 from .synthetic import write_paper_copies, write_papers
+from .tcp_proxy import TcpProxy
 
 PAPERS = 50
 GROUP = "sciqag"  # Faust's consumer group is the app id
@@ -378,6 +379,64 @@ def test_sink_holds_its_batches_while_clickhouse_is_away_and_drains_when_it_retu
     assert failed == expected_failed
     assert pairs["n"] == pairs["ids"] == 760
     assert rss_peak - rss_before < 200, "the worker's memory grew while ClickHouse was away"
+
+
+# -- the broker out of reach -------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_worker_reconnects_after_losing_the_broker_and_loses_nothing(tmp_path):
+    """The network path to the broker is cut for 20 s (open connections reset, new ones refused), then restored.
+    The broker keeps running behind a proxy (its storage is in memory, so it cannot itself restart)."""
+    broker_port, proxy_port, metrics_port = _port(), _port(), _port()
+    data = tmp_path / "data"
+    log_file = tmp_path / "worker.log"
+    expected_failed = {f"p-outage-{n:04d}" for n in range(100) if n % 20 == 0}
+    with tansu_broker(port=broker_port, advertised_port=proxy_port, log_file=tmp_path / "tansu.log") as broker, \
+            TcpProxy(proxy_port, broker_port) as proxy:
+        bootstrap = bootstrap_servers(broker)
+        env = {**os.environ, "SCIQAG_LOG_LEVEL": "INFO"}
+        with open(log_file, "w") as log:
+            worker = subprocess.Popen([sciqag_exe(), "worker", "--agents", "sink", "--broker", broker,
+                                       "--data-dir", str(data), "--metrics-port", str(metrics_port)],
+                                      stdout=log, stderr=subprocess.STDOUT, env=env)
+            try:
+                _wait_serving_metrics(worker, metrics_port, timeout=60)
+                time.sleep(5)  # the group's first join
+                asyncio.run(_send_scored(bootstrap, range(0, 50)))
+                seen = _wait_for_metric(worker, metrics_port, "sciqag_papers_total", {"stage": "sink"}, 50, 120)
+                assert seen == 50, log_file.read_text()[-3000:]
+                lines_before = len(log_file.read_text().splitlines())
+
+                proxy.cut()
+                time.sleep(20)
+                assert worker.poll() is None, "the worker died without its broker:\n" + log_file.read_text()[-3000:]
+                complaints = len(log_file.read_text().splitlines()) - lines_before
+                proxy.restore()
+
+                asyncio.run(_send_scored(bootstrap, range(50, 100)))
+                seen = _wait_for_metric(worker, metrics_port, "sciqag_papers_total", {"stage": "sink"}, 100, 180)
+                deadline = time.monotonic() + 60
+                while asyncio.run(_progress(bootstrap)).sink_lag != 0 and time.monotonic() < deadline:
+                    time.sleep(1)
+                lag_after = asyncio.run(_progress(bootstrap)).sink_lag
+            finally:
+                stop_process(worker, 60)
+    store = open_store(data)
+    try:
+        papers = store.query("SELECT status, count() AS n, uniqExact(paper_id) AS ids FROM sciqag.papers FINAL "
+                             "GROUP BY status ORDER BY status")
+        pairs = store.query("SELECT count() AS n, uniqExact(qa_id) AS ids FROM sciqag.qa_pairs FINAL")[0]
+        failed = {r["paper_id"] for r in store.query("SELECT paper_id FROM sciqag.papers FINAL WHERE status = 'failed'")}
+    finally:
+        store.close()
+    print(f"broker cut for 20 s: {complaints} log lines from the worker meanwhile; afterwards {seen:.0f} of 100 "
+          f"papers stored, sink lag {lag_after}")
+    assert complaints > 0, "the worker never noticed the broker was gone: the cut did not cut"
+    assert seen == 100, "the worker did not pick up again after the broker came back"
+    assert lag_after == 0
+    assert {r["status"]: (r["n"], r["ids"]) for r in papers} == {"failed": (5, 5), "scored": (95, 95)}
+    assert failed == expected_failed
+    assert pairs["n"] == pairs["ids"] == 190
 
 
 # -- a burst of 1,000 papers -------------------------------------------------------------------------------------

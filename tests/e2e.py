@@ -21,6 +21,9 @@ from .conftest import sciqag_exe
 
 # small settings so a CPU run with the 135M model takes minutes, not hours
 FAST = ["--pairs", "3", "--keywords", "5", "--mcq", "1", "--max-context-tokens", "1200", "--max-model-len", "4096"]
+# output caps for FAST runs: twice what a well-formed answer needs. The bundled 135M model sometimes runs away inside
+# a JSON string; with the default caps (2048 / 512) such an output costs minutes of CPU before it is rejected anyway
+FAST_ENV = {"SCIQAG_GENERATION_MAX_TOKENS": "700", "SCIQAG_JUDGE_MAX_TOKENS": "320"}
 
 
 @dataclass
@@ -40,7 +43,7 @@ def run_sciqag(paths: list[Path], data_dir: Path, port: int, *, extra: list[str]
            "--summary-json", str(summary_file), *FAST, *extra]
     if scrape:
         cmd += ["--linger", "600"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **FAST_ENV, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     lines: queue.Queue[str] = queue.Queue()
     stderr: list[str] = []

@@ -79,7 +79,7 @@ def test_real_papers_end_to_end(tmp_path, free_port):
           f"{result.summary.get('generated_tokens', 0):.0f} generated tokens")
 
 
-def test_bad_files_are_reported_and_good_papers_still_scored_and_rerun_does_not_duplicate(tmp_path, free_port):
+def test_bad_files_are_reported_good_papers_still_scored_and_the_results_exported(tmp_path, free_port):
     from processors.samples import write_sample_pdfs
 
     inbox = tmp_path / "inbox"
@@ -117,13 +117,8 @@ def test_bad_files_are_reported_and_good_papers_still_scored_and_rerun_does_not_
     store.close()
     assert len(read_mera(mera_file)) == n_mcq
 
-    second = run_sciqag([inbox], data, free_port, extra=["--mcq", "2"])
-    assert second.returncode == 0, second.stderr[-4000:]
+    # a paper's runs replace each other (re-delivery and replay: tests/test_guarantees.py); here, each once
     store = open_store(data)
-    rows = store.qa_rows()
     paper_rows = store.query("SELECT paper_id, count() AS n FROM sciqag.papers FINAL GROUP BY paper_id")
     store.close()
-    ids = [(r["paper_id"], r["qa_id"]) for r in rows]
-    assert len(ids) == len(set(ids)), "a pair is stored twice"
-    assert set(ids) >= first_ids or set(ids) <= first_ids  # same ids: deterministic qa_id per paper and index
     assert len(paper_rows) == len(good) + 2 and all(r["n"] == 1 for r in paper_rows)

@@ -20,7 +20,7 @@ from sciqag.ids import paper_id_for
 
 from . import feed_server as fs
 from .conftest import PDFS, SCAN, sciqag_exe, shared_pdfs
-from .e2e import FAST, metric, open_store, scrape_metrics
+from .e2e import FAST, FAST_ENV, metric, open_store, scrape_metrics
 
 
 @pytest.fixture
@@ -269,7 +269,8 @@ async def _read_topic(bootstrap: str, topic: str, timeout: float = 20) -> list:
 
 
 @pytest.mark.slow
-def test_feed_cli_publishes_each_paper_once_across_restarts_and_the_pipeline_scores_them(tmp_path, feeds, free_port):
+def test_feed_cli_publishes_each_paper_once_across_restarts_and_the_pipeline_scores_them(tmp_path, feeds, free_port,
+                                                                                         vllm_server):
     from processors.embedded import tansu_broker
     from processors.publish import bootstrap_servers
     from schemas import DeadLetter, PaperSubmitted, decode
@@ -328,9 +329,10 @@ def test_feed_cli_publishes_each_paper_once_across_restarts_and_the_pipeline_sco
         ids = [p.paper_id for p in papers] + [d.paper_id for d in dead]
         assert len(papers) == 7 and len(dead) == 2 and len(set(ids)) == 9, ids  # each exactly once
 
-        env = {**os.environ, "SCIQAG_ALLOWED_HOSTS": "127.0.0.1", "SCIQAG_FILE_ROOTS": str(inbox)}
+        env = {**os.environ, **FAST_ENV, "SCIQAG_ALLOWED_HOSTS": "127.0.0.1", "SCIQAG_FILE_ROOTS": str(inbox)}
         worker = subprocess.Popen([sciqag_exe(), "worker", "--broker", broker, "--data-dir", str(data),
-                                   "--metrics-port", str(free_port), *FAST],
+                                   "--metrics-port", str(free_port), *FAST,
+                                   "--llm-url", f"{vllm_server}/v1", "--model", "sciqag-llm"],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         try:
             deadline, decided = time.monotonic() + 900, 0

@@ -43,6 +43,8 @@ def test_numeric_support():
     assert numeric_support("It reached 22% at 85 °C.", paper) == 0.5
     assert numeric_support("3.5 mol", paper) == 1.0  # decimal comma in the source
     assert numeric_support("No numbers here.", paper) is None
+    # digits inside formulas and units are not numeric values
+    assert numeric_support("It splits H2O and CO2 at a m² scale.", paper) is None
 
 
 def _racar(*values):

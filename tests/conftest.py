@@ -1,6 +1,5 @@
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,9 +22,9 @@ def shared_pdfs() -> list[Path]:
 
 @pytest.fixture
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from processors.embedded import free_port
+
+    return free_port()
 
 
 def sciqag_exe() -> str:
@@ -44,12 +43,10 @@ def _no_ambient_settings(monkeypatch):
 @pytest.fixture(scope="session")
 def vllm_server(tmp_path_factory):
     """A real `vllm serve` with the bundled model, started once for the tests that use the HTTP backend."""
-    from processors.embedded import stop_process
+    from processors.embedded import free_port, stop_process
     from processors.models import prepare_bundled_model
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log_path = tmp_path_factory.mktemp("vllm") / "vllm.log"
     log = open(log_path, "w")
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(prepare_bundled_model()),

@@ -204,14 +204,16 @@ def test_release_import_and_build_on_the_sciqag_records(tmp_path):
 
 
 @pytest.mark.slow
-def test_release_through_the_real_judge_then_closed_book_eval(tmp_path, free_port):
+def test_release_through_the_real_judge_then_closed_book_eval(tmp_path, free_port, vllm_server):
     """One release paper scored by the bundled model as RACAR judge (judge + sink agents, real broker and chDB);
     a benchmark built from it plus assumed-all-3 papers; eval-open with the bundled model answering and grading,
-    interrupted and resumed."""
+    interrupted and resumed. The model is the session's `vllm serve` (served as "sciqag-llm"): the in-process engine
+    is exercised by the end-to-end and eval-mcq tests, and three more engine starts would cost minutes of CI."""
     if not RELEASE.exists():
         pytest.skip(f"{RELEASE} is not here")
     data = str(tmp_path / "data")
-    fast = ["--max-context-tokens", "1200", "--max-model-len", "4096", "--metrics-port", str(free_port)]
+    served = ["--llm-url", f"{vllm_server}/v1", "--model", "sciqag-llm"]
+    fast = ["--max-context-tokens", "1200", "--max-model-len", "4096", "--metrics-port", str(free_port), *served]
     out = _run("dataset", "import-sciqag", str(RELEASE), "--limit", "1", "--data-dir", data, *fast)
     assert "judged and stored 1 papers, 0 failed" in out
     store = open_store(tmp_path / "data")
@@ -221,7 +223,7 @@ def test_release_through_the_real_judge_then_closed_book_eval(tmp_path, free_por
     finally:
         store.close()
     assert papers[0]["status"] == "scored" and papers[0]["source_feed"] == "sciqag-release"
-    assert 1 <= len(judged) <= 10 and {r["judge_model"] for r in judged} == {"SmolLM2-135M-Instruct"}
+    assert 1 <= len(judged) <= 10 and {r["judge_model"] for r in judged} == {"sciqag-llm"}
     assert all(1 <= r[d] <= 3 for r in judged for d in DIMS)
     assert {r["prompt_version"] for r in judged} == {"sciqag-release"}
 
@@ -233,11 +235,11 @@ def test_release_through_the_real_judge_then_closed_book_eval(tmp_path, free_por
     assert len({json.loads(l)["paper_id"] for l in test_file.read_text().splitlines()}) == 3
 
     results = tmp_path / "results.jsonl"
-    first = _run("eval-open", str(test_file), "--limit", "4", "--out", str(results))
+    first = _run("eval-open", str(test_file), "--limit", "4", "--out", str(results), *served)
     rows = [json.loads(l) for l in results.read_text().splitlines()]
     assert len(rows) == 4 and len({r["id"] for r in rows}) == 4
     for r in rows:
-        assert r["answer_model"] == r["judge_model"] == "SmolLM2-135M-Instruct"
+        assert r["answer_model"] == r["judge_model"] == "sciqag-llm"
         assert r["answer"], "the model answered nothing"
         assert (r["scores"] and all(1 <= v <= 5 for v in r["scores"].values())) or r.get("error")
     assert "Chemistry, Analytical" in first and "s per question" in first
@@ -245,11 +247,11 @@ def test_release_through_the_real_judge_then_closed_book_eval(tmp_path, free_por
     lines = results.read_text().splitlines(keepends=True)
     results.write_text("".join(lines[:2]) + lines[2][:40])
     second = subprocess.run([sciqag_exe(), "eval-open", str(test_file), "--limit", "4", "--out", str(results),
-                             "--compare", str(tmp_path / "first.jsonl")], capture_output=True, text=True, timeout=600)
+                             "--compare", str(tmp_path / "first.jsonl"), *served], capture_output=True, text=True, timeout=600)
     assert second.returncode == 2 and "first.jsonl not found" in second.stderr  # checked before any work
     (tmp_path / "first.jsonl").write_text("".join(lines))
     second = subprocess.run([sciqag_exe(), "eval-open", str(test_file), "--limit", "4", "--out", str(results),
-                             "--compare", str(tmp_path / "first.jsonl")], capture_output=True, text=True, timeout=600)
+                             "--compare", str(tmp_path / "first.jsonl"), *served], capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming: 2 items already graded, 4 answers kept" in second.stderr
     assert "answered:" not in second.stderr and "graded: 2/2" in second.stderr

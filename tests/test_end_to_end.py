@@ -82,7 +82,8 @@ def test_real_papers_end_to_end(tmp_path, free_port):
           f"{result.summary.get('generated_tokens', 0):.0f} generated tokens")
 
 
-def test_bad_files_are_reported_good_papers_still_scored_and_the_results_exported(tmp_path, free_port):
+def test_bad_files_are_reported_good_papers_still_scored_and_the_results_exported(tmp_path, free_port, vllm_server):
+    """The in-process engine runs in the real-papers test above; here the session's `vllm serve` saves an engine start."""
     from processors.samples import write_sample_pdfs
 
     inbox = tmp_path / "inbox"
@@ -92,7 +93,8 @@ def test_bad_files_are_reported_good_papers_still_scored_and_the_results_exporte
     (inbox / "notes.txt").write_text("meeting notes, not a paper\n")
     data = tmp_path / "data"
 
-    first = run_sciqag([inbox], data, free_port, extra=["--mcq", "2"])
+    first = run_sciqag([inbox], data, free_port,
+                       extra=["--mcq", "2", "--llm-url", f"{vllm_server}/v1", "--model", "sciqag-llm"])
     assert first.returncode == 0, first.stderr[-4000:]
     assert "failed papers:" in first.stdout
     failed_lines = [ln for ln in first.stdout.splitlines() if ln.startswith("  ")]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from processors import embedded
 from processors.embedded import stop_process, tansu_broker
 from processors.publish import bootstrap_servers, record_for_file
 from processors.settings import Settings
@@ -251,14 +252,6 @@ def test_sigkilled_worker_loses_no_paper_and_duplicates_nothing(tmp_path, free_p
 
 # -- ClickHouse going away and coming back -----------------------------------------------------------------------
 
-def _port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_clickhouse(path: Path, port: int, log_file: Path) -> subprocess.Popen:
     """The chDB-backed HTTP endpoint (tests/clickhouse_http.py) as its own process, up when it answers /ping."""
     import urllib.request
@@ -306,7 +299,7 @@ def _rss_mib(pid: int) -> float:
 @pytest.mark.slow
 def test_sink_holds_its_batches_while_clickhouse_is_away_and_drains_when_it_returns(tmp_path):
     """A real ClickHouse engine behind HTTP is killed mid-stream and started again on the same data."""
-    ch_port, metrics_port = _port(), _port()
+    ch_port, metrics_port = embedded.free_port(), embedded.free_port()
     ch_dir, ch_log = tmp_path / "clickhouse", tmp_path / "clickhouse.log"
     clickhouse = _start_clickhouse(ch_dir, ch_port, ch_log)
     dsn = f"http://default@127.0.0.1:{ch_port}/?compress=false"
@@ -387,7 +380,7 @@ def test_sink_holds_its_batches_while_clickhouse_is_away_and_drains_when_it_retu
 def test_worker_reconnects_after_losing_the_broker_and_loses_nothing(tmp_path):
     """The network path to the broker is cut for 20 s (open connections reset, new ones refused), then restored.
     The broker keeps running behind a proxy (its storage is in memory, so it cannot itself restart)."""
-    broker_port, proxy_port, metrics_port = _port(), _port(), _port()
+    broker_port, proxy_port, metrics_port = embedded.free_port(), embedded.free_port(), embedded.free_port()
     data = tmp_path / "data"
     log_file = tmp_path / "worker.log"
     expected_failed = {f"p-outage-{n:04d}" for n in range(100) if n % 20 == 0}

@@ -23,5 +23,7 @@ def test_table_flags_a_ratio_below_target():
 
 @pytest.mark.slow
 def test_sink_benchmark_runs_against_the_real_broker_and_chdb():
-    (row,) = sink.run(2000)
-    assert row.value > 0 and row.baseline > 0 and "rows" in row.note
+    agent, without_faust, bound = sink.run(2000)
+    assert [r.benchmark for r in (agent, without_faust, bound)] == ["sink", "sink_without_faust", "sink_bound"]
+    assert all(r.value > 0 and r.baseline == agent.baseline > 0 for r in (agent, without_faust, bound))
+    assert "rows in" in agent.note and "rows in" in without_faust.note and "us msgspec decode" in bound.note

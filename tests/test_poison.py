@@ -62,9 +62,9 @@ class ScriptedEngine:
 
 
 def _stages(tmp_path, engine=None, **overrides) -> tuple[Stages, Topics]:
-    settings = Settings(data_dir=tmp_path, file_roots=[str(tmp_path)], quality_metrics=False, mcq_per_paper=0,
-                        pairs_per_paper=2, keywords_per_paper=2, max_pages=20, max_pdf_bytes=200_000,
-                        max_inline_bytes=150_000, **overrides)
+    settings = Settings(**{"data_dir": tmp_path, "file_roots": [str(tmp_path)], "quality_metrics": False,
+                           "mcq_per_paper": 0, "pairs_per_paper": 2, "keywords_per_paper": 2, "max_pages": 20,
+                           "max_pdf_bytes": 200_000, "max_inline_bytes": 150_000, **overrides})
     holder = EngineHolder()
     holder.set(engine)
     topics = stage_topics()
@@ -293,6 +293,75 @@ def test_bad_model_output_is_retried_then_dead_lettered_and_the_stage_goes_on(tm
     assert _dlq_total() - dlq_before == len(dead)
     out = topics.generated if stage == "generator" else topics.scored
     assert out.sent and {k for k, _ in out.sent} == {b"next"}
+
+
+GOOD_MCQ = json.dumps({"items": [{"question": "What crystallite size does zinc oxide reach after annealing at 500 °C?",
+                                   "options": ["About 5 nm", "About 40 nm", "About 400 nm", "About 4 µm"],
+                                   "correct": 1}]})
+
+
+class GenerationAndMcqEngine:
+    """Answers open-pair requests ("gen:...") and multiple-choice requests ("mcq:...") each from its own list, after
+    a short wait, and records how many requests were in flight at once."""
+
+    model_name = "scripted"
+    max_model_len = 4096
+
+    def __init__(self, gen: list, mcq: list) -> None:
+        self.outputs = {"gen": list(gen), "mcq": list(mcq)}
+        self.in_flight = self.most_in_flight = 0
+        self.cancelled: list[str] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    async def generate(self, messages, *, json_schema, max_tokens, request_id, role) -> LLMResult:
+        kind = request_id.split(":", 1)[0]
+        out = self.outputs[kind].pop(0)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.2 if kind == "mcq" else 0.05)
+        except asyncio.CancelledError:
+            self.cancelled.append(kind)
+            raise
+        finally:
+            self.in_flight -= 1
+        if isinstance(out, Exception):
+            raise out
+        return LLMResult(text=out, prompt_tokens=100, generated_tokens=20, finish_reason="stop")
+
+
+def test_the_multiple_choice_request_runs_beside_the_open_pairs_request(tmp_path):
+    engine = GenerationAndMcqEngine(gen=[GOOD_GENERATION], mcq=[GOOD_MCQ])
+    stages, topics = _stages(tmp_path, engine, mcq_per_paper=1)
+    asyncio.run(stages.generate(Event(_extracted("paper"), Message(T.EXTRACTED, 0, 0, b"paper"))))
+    assert engine.most_in_flight == 2  # one after the other would be 1
+    (key, value), = topics.generated.sent
+    generated = decode(value, QAGenerated)
+    assert key == b"paper" and [p.kind for p in generated.pairs] == ["open", "mcq"]
+    assert generated.prompt_tokens == 200 and generated.generated_tokens == 40  # both requests counted
+    assert not topics.dlq.sent
+
+
+def test_a_paper_whose_open_pairs_fail_drops_its_multiple_choice_request(tmp_path):
+    engine = GenerationAndMcqEngine(gen=[LLMError("engine overloaded")] * LLM_ATTEMPTS, mcq=[GOOD_MCQ])
+    stages, topics = _stages(tmp_path, engine, mcq_per_paper=1)
+    asyncio.run(stages.generate(Event(_extracted("paper"), Message(T.EXTRACTED, 0, 0, b"paper"))))
+    dead = [decode(v, DeadLetter) for _, v in topics.dlq.sent]
+    # one dead letter, the paper's; its multiple-choice request (slower than the three attempts) was cancelled
+    assert [(d.paper_id, d.error_kind, d.paper_failed) for d in dead] == [("paper", "llm_error", True)]
+    assert engine.cancelled == ["mcq"] and not topics.generated.sent
+
+
+def test_a_failed_multiple_choice_request_costs_the_items_not_the_paper(tmp_path):
+    engine = GenerationAndMcqEngine(gen=[GOOD_GENERATION], mcq=[LLMError("request timed out after 300 s")])
+    stages, topics = _stages(tmp_path, engine, mcq_per_paper=1)
+    asyncio.run(stages.generate(Event(_extracted("paper"), Message(T.EXTRACTED, 0, 0, b"paper"))))
+    dead = [decode(v, DeadLetter) for _, v in topics.dlq.sent]
+    assert [(d.paper_id, d.paper_failed) for d in dead] == [("paper", False)] and "multiple-choice" in dead[0].message
+    (_, value), = topics.generated.sent
+    assert [p.kind for p in decode(value, QAGenerated).pairs] == ["open"]
 
 
 # -- fuzzing ------------------------------------------------------------------------------------------------------

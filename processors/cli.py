@@ -261,10 +261,11 @@ def cmd_feed(args) -> int:
     from .feeds import FeedState, KafkaPublisher, load_config, run_feeds
     from .kafka_auth import aiokafka_security
     from .publish import bootstrap_servers
-    from .runner import configure_logging
+    from .runner import configure_logging, quiet_repeated_kafka_logs
 
     settings = settings_from(args)
     configure_logging(settings.log_level if args.log_level else "INFO")
+    quiet_repeated_kafka_logs()  # a feed runs for days: a broker outage must not flood its log either
     if not settings.broker_url:
         raise ValueError("feed needs a broker: set SCIQAG_BROKER_URL or --broker")
     if not args.config.exists():

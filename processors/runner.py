@@ -69,6 +69,8 @@ class RepeatFilter(logging.Filter):
 
 def quiet_repeated_kafka_logs(window_s: float = 30.0) -> None:
     """Attach one RepeatFilter to every aiokafka logger (a filter on a parent does not see its children's records)."""
+    import aiokafka  # noqa: F401  (imports its modules, which create the loggers)
+
     repeat = RepeatFilter(window_s)
     for name in list(logging.Logger.manager.loggerDict):
         if name == "aiokafka" or name.startswith("aiokafka."):
@@ -96,7 +98,7 @@ def run_worker(settings: Settings, job: Job | None = None) -> int:
             if set(settings.agents) & {"generator", "judge"} and not settings.llm_url:
                 model_dir = settings.model or str(prepare_bundled_model())
             app, stages = build_app(settings, broker, model_dir)
-            quiet_repeated_kafka_logs()  # after build_app: aiokafka's modules (and their loggers) are imported
+            quiet_repeated_kafka_logs()
             # the start-up heap (Faust, aiokafka, vLLM's modules: ~200k objects) would otherwise be walked by every
             # full collection while records stream through; the sink benchmark decoded 2-3x slower without this
             gc.collect()

@@ -1,6 +1,8 @@
 """Repeated aiokafka errors during a broker outage are held back, and counted when one is let through."""
-import importlib
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 from processors.runner import RepeatFilter, quiet_repeated_kafka_logs
 
@@ -34,10 +36,19 @@ def test_different_messages_and_levels_are_counted_apart():
 
 
 def test_every_aiokafka_logger_gets_the_filter_once():
-    importlib.import_module("aiokafka.conn")  # its module logger must exist
-
     quiet_repeated_kafka_logs()
     quiet_repeated_kafka_logs()
     conn = logging.getLogger("aiokafka.conn")
     assert sum(isinstance(f, RepeatFilter) for f in conn.filters) == 1
     assert not any(isinstance(f, RepeatFilter) for f in logging.getLogger("faust").filters)
+
+
+def test_the_filter_needs_no_earlier_import_of_aiokafka():
+    """`sciqag feed` installs it before its producer exists: the loggers are created by the function itself."""
+    code = ("import logging, sys; from processors.runner import RepeatFilter, quiet_repeated_kafka_logs; "
+            "assert 'aiokafka' not in sys.modules; quiet_repeated_kafka_logs(); "
+            "print(any(isinstance(f, RepeatFilter) for f in logging.getLogger('aiokafka.conn').filters))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"

@@ -290,10 +290,21 @@ async def _send_scored(bootstrap: str, papers: range) -> None:
 
 
 def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """RSS of a worker and its children (the extraction process pool): what a container limit counts."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 2**20
 
 
 @pytest.mark.slow
@@ -447,24 +458,6 @@ def _compose_memory_limit_mib() -> float:
     return float(limit[:-1]) * units[limit[-1]]
 
 
-def _tree_rss_mib(pid: int) -> float:
-    """RSS of a worker and its children (the extraction process pool): what a container limit counts."""
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total / 2**20
-
-
 @pytest.mark.slow
 def test_a_burst_of_1000_papers_keeps_the_worker_under_its_memory_bound(tmp_path, free_port, vllm_server):
     """1,000 papers of ~0.5 MiB each, inline, land on the input topic at once while one worker runs all four agents
@@ -494,14 +487,14 @@ def test_a_burst_of_1000_papers_keeps_the_worker_under_its_memory_bound(tmp_path
             try:
                 _wait_serving_metrics(worker, free_port)
                 time.sleep(8)  # the group's first join
-                rss_idle = _tree_rss_mib(worker.pid)
+                rss_idle = _rss_mib(worker.pid)
                 burst_at = time.monotonic()
                 asyncio.run(produce(bootstrap_servers(broker), records))
                 published_in = time.monotonic() - burst_at
                 peak_rss, peak_in_flight, extracted, extracted_at = rss_idle, 0.0, 0.0, None
                 deadline = burst_at + 480
                 while time.monotonic() < deadline and worker.poll() is None:
-                    peak_rss = max(peak_rss, _tree_rss_mib(worker.pid))
+                    peak_rss = max(peak_rss, _rss_mib(worker.pid))
                     try:
                         samples = scrape_metrics(free_port)
                     except OSError:

@@ -201,8 +201,24 @@ def synthetic_papers(n: int, out: Path) -> list[Path]:
     return paths
 
 
+def copies_of(paths: list[Path], copies: int, out: Path) -> list[Path]:
+    """Each PDF `copies` times, each copy with its own metadata subject (so its own content hash and paper_id)."""
+    import pymupdf
+
+    out.mkdir(parents=True, exist_ok=True)
+    result = []
+    for n in range(copies):
+        for path in paths:
+            with pymupdf.open(path) as doc:
+                doc.set_metadata({**doc.metadata, "subject": f"sciqag-stream benchmark copy {n}"})
+                target = out / f"{path.stem}.copy{n}.pdf"
+                target.write_bytes(doc.tobytes())
+            result.append(target)
+    return result
+
+
 def run(*, model: str = "", sizes=(10, 100, 1000), pairs: int = 10, mcq: int = 4, max_model_len: int = 8192,
-        max_context_tokens: int = 0) -> list[Row]:
+        max_context_tokens: int = 0, copies: int = 1) -> list[Row]:
     from processors.app import engine_options
     from processors.embedded import free_port
     from processors.models import prepare_bundled_model
@@ -224,10 +240,14 @@ def run(*, model: str = "", sizes=(10, 100, 1000), pairs: int = 10, mcq: int = 4
     def settings_for(tmp: str, **extra) -> Settings:
         return Settings(data_dir=Path(tmp), metrics_port=free_port(), pairs_per_paper=pairs, mcq_per_paper=mcq,
                         max_model_len=max_model_len, max_context_tokens=max_context_tokens, model=model_dir,
-                        log_level="WARNING", file_roots=[str(PDFS), tmp], **extra)
+                        log_level="WARNING", file_roots=[str(PDFS), tmp, *copy_roots], **extra)
 
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    copy_roots: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as copies_dir:
+        if copies > 1:  # a longer stream: the last papers' judge requests (a latency tail) weigh less
+            papers = copies_of(papers, copies, Path(copies_dir))
+            copy_roots.append(copies_dir)
         settings = settings_for(tmp)
         with llm_replaced(recording) as real_open_llm:
             real = run_pipeline(papers, settings)
@@ -240,7 +260,7 @@ def run(*, model: str = "", sizes=(10, 100, 1000), pairs: int = 10, mcq: int = 4
         ceiling = offline_ceiling(calls, engine_options(settings, model_dir))
         rows.append(Row("llm_stage", "pipeline generated tok/s", generated / llm_window,
                         "offline LLM.generate tok/s", ceiling["generated"] / ceiling["seconds"], target=0.9,
-                        note=f"{len(calls)} requests recorded from {real['scored']} scored papers "
+                        note=f"{len(calls)} requests recorded from {real['scored']} scored papers of {len(papers)} "
                              f"({pairs} pairs + {mcq} MCQ each); pipeline: {generated} tokens in {llm_window:.1f} s "
                              f"(first request to last answer); offline: {ceiling['generated']} tokens in "
                              f"{ceiling['seconds']:.1f} s, max_num_seqs = the pipeline's max_in_flight "
@@ -274,7 +294,7 @@ def run(*, model: str = "", sizes=(10, 100, 1000), pairs: int = 10, mcq: int = 4
         real_window = real["end"] - first_request  # from engine ready: the engine's start-up is not pipeline work
         rows.append(Row("overhead", "s outside the LLM (replay run)", fast["end"] - fast["start"],
                         "s end to end, real run", real_window,
-                        note=f"ratio = share of end-to-end time spent outside LLM calls on the {len(papers)} real "
+                        note=f"ratio = share of end-to-end time spent outside LLM calls on {len(papers)} real "
                              f"PDFs (extraction, broker round trips, (de)serialisation, quality measures, sink)"))
 
         base = None
@@ -318,13 +338,15 @@ def main() -> None:
     parser.add_argument("--mcq", type=int, default=4)
     parser.add_argument("--max-context-tokens", type=int, default=0)
     parser.add_argument("--max-model-len", type=int, default=8192)
+    parser.add_argument("--copies", type=int, default=1,
+                        help="stream each real PDF this many times (distinct paper ids; default 1)")
     parser.add_argument("--offline", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.offline:
         _offline_main(args.offline)
         return
     rows = run(model=args.model, sizes=tuple(int(s) for s in args.sizes.split(",")), pairs=args.pairs, mcq=args.mcq,
-               max_model_len=args.max_model_len, max_context_tokens=args.max_context_tokens)
+               max_model_len=args.max_model_len, max_context_tokens=args.max_context_tokens, copies=args.copies)
     print(format_table(rows))
 
 

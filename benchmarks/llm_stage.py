@@ -180,6 +180,17 @@ def _offline_main(path: str) -> None:
                       "prompt": sum(len(o.prompt_token_ids or []) for o in outputs)}))
 
 
+def _mean_in_flight(calls: list[dict], cap: int) -> float:
+    """Integral over time of the requests inside the engine. A recorded span starts before the engine's semaphore
+    (SCIQAG_MAX_IN_FLIGHT), so at any moment min(cap, open spans) are running: the semaphore never idles a slot."""
+    edges = sorted([(c["start"], 1) for c in calls] + [(c["end"], -1) for c in calls])
+    total, open_spans, last = 0.0, 0, edges[0][0] if edges else 0.0
+    for at, step in edges:
+        total += min(cap, open_spans) * (at - last)
+        open_spans, last = open_spans + step, at
+    return total
+
+
 def _common_prefix(strings: list[str]) -> str:
     return os.path.commonprefix(strings) if strings else ""
 
@@ -257,12 +268,16 @@ def run(*, model: str = "", sizes=(10, 100, 1000), pairs: int = 10, mcq: int = 4
         first_request = min(c["start"] for c in calls)
         llm_window = max(c["end"] for c in calls) - first_request
         generated = sum(c["generated_tokens"] for c in calls)
+        # how full the pipeline kept the engine: requests in flight averaged over the window (offline: 16 until its
+        # queue runs out)
+        mean_in_flight = _mean_in_flight(calls, settings.max_in_flight) / llm_window
         ceiling = offline_ceiling(calls, engine_options(settings, model_dir))
         rows.append(Row("llm_stage", "pipeline generated tok/s", generated / llm_window,
                         "offline LLM.generate tok/s", ceiling["generated"] / ceiling["seconds"], target=0.9,
                         note=f"{len(calls)} requests recorded from {real['scored']} scored papers of {len(papers)} "
                              f"({pairs} pairs + {mcq} MCQ each); pipeline: {generated} tokens in {llm_window:.1f} s "
-                             f"(first request to last answer); offline: {ceiling['generated']} tokens in "
+                             f"(first request to last answer), {mean_in_flight:.1f} requests in flight on average; offline: "
+                             f"{ceiling['generated']} tokens in "
                              f"{ceiling['seconds']:.1f} s, max_num_seqs = the pipeline's max_in_flight "
                              f"{settings.max_in_flight}"))
 

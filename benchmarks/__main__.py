@@ -18,7 +18,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--mcq", type=int, default=4)
     parser.add_argument("--copies", type=int, default=1, help="stream each real PDF this many times in the LLM benchmark")
-    parser.add_argument("--sink-rows", type=int, default=20000)
+    parser.add_argument("--sink-rows", type=int, default=100_000)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
     chosen = set((args.only or "extraction,sink,llm").split(","))

@@ -1,4 +1,5 @@
-"""The Faust app: five topics, four agents, the LLM engine task, metrics.
+"""The Faust app: five topics, four agents (the sink a task over its own aiokafka consumer), the LLM engine task,
+metrics.
 
 `build_app()` makes the app for given settings (the broker URL is only known
 once an embedded broker is up). The agents are short loops over the stages.
@@ -18,6 +19,7 @@ from . import faust_commit
 from .kafka_auth import faust_credentials
 from .llm import EngineOptions, open_engine
 from .settings import Settings
+from .sink import SinkConsumer, run_sink_until_cancelled
 from .stages import EngineHolder, Stages, Topics
 
 log = logging.getLogger(__name__)
@@ -150,12 +152,14 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
                 await stages.judge(event)
 
     if "sink" in enabled:
-        sink_source = app.topic(T.SCORED, T.DLQ, key_type=bytes, value_type=bytes, key_serializer="raw",
-                                value_serializer="raw")
+        # not a Faust agent: the sink reads whole batches from aiokafka (see processors/sink.py)
+        sink_consumer = SinkConsumer(settings, stages.sink, app_id=app.conf.id, monitor=app.monitor,
+                                     faust_metrics=_faust_metrics)
 
-        @app.agent(sink_source, name="sink")
-        async def sink(stream):
-            async for events in stream.take_events(settings.sink_batch_rows, within=settings.sink_batch_seconds):
-                await stages.sink(events)
+        @app.task
+        async def sink() -> None:
+            for topic_ in (topics.scored, topics.dlq):  # created with the app's partition count, as agents' are
+                await topic_.maybe_declare()
+            await run_sink_until_cancelled(sink_consumer, app.crash)
 
     return app, stages

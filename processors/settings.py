@@ -83,7 +83,8 @@ class Settings:
     # fetching that partition. Lower it only in a worker that runs one agent: in a worker with several, a full
     # buffer stalls the others too (measured: at 16 the extractor fell to 0.5 papers/s behind a slow generator)
     stream_buffer: int = field(default_factory=lambda: int(_env("STREAM_BUFFER", "4096")))
-    sink_batch_rows: int = field(default_factory=lambda: int(_env("SINK_BATCH_ROWS", "500")))
+    # the sink's batches: at most this many records, or what arrived within sink_batch_seconds of the first
+    sink_batch_rows: int = field(default_factory=lambda: int(_env("SINK_BATCH_ROWS", "5000")))
     sink_batch_seconds: float = field(default_factory=lambda: float(_env("SINK_BATCH_SECONDS", "1.0")))
     log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "WARNING"))
 

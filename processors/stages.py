@@ -30,6 +30,7 @@ from schemas import (
     QAGenerated,
     QAPair,
     QAScored,
+    QAScoredCheck,
     RecordError,
     Section,
     decode,
@@ -116,8 +117,13 @@ def _discard(request: asyncio.Future) -> None:
         request.exception()  # a failed paper does not need its items: no "exception never retrieved" warning
 
 
+def _origin(event):
+    """What carries topic, partition, offset and key: a Faust event's message, or an aiokafka ConsumerRecord."""
+    return getattr(event, "message", event)
+
+
 def _key(event) -> str:
-    key = event.message.key
+    key = _origin(event).key
     if isinstance(key, bytes):
         return key.decode("utf-8", "replace")
     return str(key or "")
@@ -166,9 +172,9 @@ class Stages:
             paper_id=paper_id,
             error_kind=kind,
             message=message[:2000],
-            source_topic=event.message.topic if event is not None else "",
-            source_partition=event.message.partition if event is not None else -1,
-            source_offset=event.message.offset if event is not None else -1,
+            source_topic=_origin(event).topic if event is not None else "",
+            source_partition=_origin(event).partition if event is not None else -1,
+            source_offset=_origin(event).offset if event is not None else -1,
             source_uri=source_uri,
             payload_excerpt=payload.decode("utf-8", "replace"),
             paper_failed=paper_failed,
@@ -495,33 +501,43 @@ class Stages:
             return PaperQuality(prefilter_dropped=dropped)
 
     # -- sink ---------------------------------------------------------------------------------
-    async def sink(self, events: list) -> None:
-        """Insert one batch; returns only once it is stored (offsets are acked after this returns)."""
+    async def sink(self, records: list) -> None:
+        """Store one batch of records from the scored and dead-letter topics; returns only once it is stored.
+
+        `records` are consumer records (topic, partition, offset, key, value; see processors/sink.py), whose
+        offsets are committed after this returns. Scored pairs take the fast path: each is checked for its
+        required fields (QAScoredCheck, no full decode) and ClickHouse parses the JSON itself; only the record
+        that completes a paper is decoded whole, for the papers row. When ClickHouse refuses the JSON, the
+        batch is decoded in Python, records that fail are dead-lettered, the rest go in as rows.
+        """
         started = time.perf_counter()
-        qa_rows, paper_rows, dlq_rows = [], [], []
+        scored: list = []  # the records of scored pairs that passed the check
+        paper_rows, dlq_rows = [], []
         completed: list[QAScored] = []
         failed = 0
         # per paper completed or failed in this batch, the pairs its latest outcome keeps (none for a failure)
         keep_pairs: dict[str, list[str]] = {}
-        for event in events:
-            if event.message.topic == T.SCORED:
+        for record in records:
+            if record.topic == T.SCORED:
                 try:
-                    rec = decode(event.value, QAScored)
+                    check = decode(record.value, QAScoredCheck)
+                    rec = decode(record.value, QAScored) if check.completes_paper else None
                 except RecordError as exc:
-                    await self.dead_letter(stage="sink", kind=exc.kind, message=str(exc), paper_id=_key(event), event=event)
+                    await self.dead_letter(stage="sink", kind=exc.kind, message=str(exc), paper_id=_key(record),
+                                           event=record)
                     continue
-                qa_rows.append(qa_row(rec))
-                if rec.sequence == rec.pair_count - 1:
+                scored.append(record)
+                if rec is not None:
                     paper_rows.append(paper_row_scored(rec))
                     completed.append(rec)
                     if rec.paper_qa_ids:  # records written before the field existed cannot be reconciled
                         keep_pairs[rec.paper.paper_id] = list(rec.paper_qa_ids)
             else:
                 try:
-                    dead = decode(event.value, DeadLetter)
+                    dead = decode(record.value, DeadLetter)
                 except RecordError as exc:
-                    log.error("sink: undecodable dead letter at %s/%d/%d: %s", event.message.topic,
-                              event.message.partition, event.message.offset, exc)
+                    log.error("sink: undecodable dead letter at %s/%d/%d: %s", record.topic, record.partition,
+                              record.offset, exc)
                     metrics.DLQ.labels("sink", "undecodable_dead_letter").inc()
                     continue
                 dlq_rows.append(_dlq_row(dead))
@@ -529,12 +545,12 @@ class Stages:
                     paper_rows.append(_paper_row_failed(dead))
                     keep_pairs[dead.paper_id] = []
                     failed += 1
-        await self._insert_until_stored("qa_pairs", lambda: self.store().insert_qa(qa_rows), bool(qa_rows))
+        stored = await self._store_scored(scored)
         await self._insert_until_stored(DLQ_TABLE, lambda: self.store().insert_dead_letters(dlq_rows), bool(dlq_rows))
         await self._insert_until_stored("papers", lambda: self.store().insert_papers(paper_rows), bool(paper_rows))
         # last, so a crash before it is repaired by the re-delivered batch
         await self._insert_until_stored("qa_pairs", lambda: self._prune_stale_pairs(keep_pairs), bool(keep_pairs))
-        metrics.QA_STORED.inc(len(qa_rows))
+        metrics.QA_STORED.inc(stored)
         metrics.PAPERS.labels("sink", "scored").inc(len(completed))
         metrics.PAPERS.labels("sink", "failed").inc(failed)
         for rec in completed:
@@ -546,6 +562,30 @@ class Stages:
             log.critical("fault injection: killing the worker after sink batch %d, before its offsets are committed",
                          self._sink_batches)
             os.kill(os.getpid(), signal.SIGKILL)
+
+    async def _store_scored(self, records: list) -> int:
+        """Insert the scored pairs; returns how many were stored (the rest were dead-lettered)."""
+        if not records:
+            return 0
+        payloads = [r.value for r in records]
+        started = time.perf_counter()
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, lambda: self.store().insert_qa_json(payloads))
+            metrics.SINK_INSERT_SECONDS.labels("qa_pairs").observe(time.perf_counter() - started)
+            return len(records)
+        except StoreError as exc:
+            log.warning("sink: ClickHouse refused %d scored records as JSON (%s); decoding them here", len(records), exc)
+        # ClickHouse away, or a record it cannot read: find the records that are not valid QAScored, store the rest
+        # as rows (retrying until stored); any error from here on is ClickHouse's
+        rows = []
+        for record in records:
+            try:
+                rows.append(qa_row(decode(record.value, QAScored)))
+            except RecordError as exc:
+                await self.dead_letter(stage="sink", kind=exc.kind, message=str(exc), paper_id=_key(record),
+                                       event=record)
+        await self._insert_until_stored("qa_pairs", lambda: self.store().insert_qa(rows), bool(rows))
+        return len(rows)
 
     def _prune_stale_pairs(self, keep_pairs: dict[str, list[str]]) -> None:
         deleted = self.store().prune_pairs(keep_pairs)

@@ -10,7 +10,15 @@ import threading
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
-from schemas.ddl import DLQ_TABLE, PAPERS_TABLE, QA_TABLE, column_names, ddl
+from schemas.ddl import (
+    DLQ_TABLE,
+    PAPERS_TABLE,
+    QA_JSON_INPUT_SETTINGS,
+    QA_JSON_TABLE,
+    QA_TABLE,
+    column_names,
+    ddl,
+)
 
 from .settings import Settings
 
@@ -77,6 +85,17 @@ class Store:
                 self._client.insert(table, list(rows), column_names=columns, database=self.database)
             except Exception as exc:
                 raise StoreError(f"insert of {len(rows)} rows into {table} failed: {exc}") from exc
+
+    def insert_qa_json(self, records: Sequence[bytes]) -> None:
+        """Insert QAScored records as they are on the topic (JSON); ClickHouse parses them into qa_pairs rows."""
+        if not records:
+            return
+        with self._lock:
+            try:
+                self._client.raw_insert(f"`{self.database}`.{QA_JSON_TABLE}", None, insert_block=b"\n".join(records),
+                                        fmt="JSONEachRow", settings=QA_JSON_INPUT_SETTINGS)
+            except Exception as exc:
+                raise StoreError(f"insert of {len(records)} JSON records into {QA_JSON_TABLE} failed: {exc}") from exc
 
     def insert_papers(self, rows: Sequence[Sequence[Any]]) -> None:
         self.insert(PAPERS_TABLE, rows, PAPER_COLUMNS)

@@ -12,11 +12,12 @@ from .records import (
     QAGenerated,
     QAPair,
     QAScored,
+    QAScoredCheck,
     Racar,
     Section,
 )
 
 __all__ = [
     "RACAR_DIMENSIONS", "SCHEMA_VERSION", "DeadLetter", "DimensionScore", "PaperExtracted", "PaperQuality", "PaperRef",
-    "PaperSubmitted", "QAGenerated", "QAPair", "QAScored", "Racar", "RecordError", "Section", "decode", "encode",
+    "PaperSubmitted", "QAGenerated", "QAPair", "QAScored", "QAScoredCheck", "Racar", "RecordError", "Section", "decode", "encode",
 ]

@@ -5,12 +5,14 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from .records import RECORD_TYPES, SCHEMA_VERSION
+from .records import RECORD_TYPES, SCHEMA_VERSION, QAScored, QAScoredCheck
 
 T = TypeVar("T", bound=msgspec.Struct)
 
 _encoder = msgspec.json.Encoder()
-_decoders: dict[type, msgspec.json.Decoder] = {t: msgspec.json.Decoder(t) for t in RECORD_TYPES.values()}
+_decoders: dict[type, msgspec.json.Decoder] = {t: msgspec.json.Decoder(t) for t in (*RECORD_TYPES.values(), QAScoredCheck)}
+# types read as a view of another record: errors name the record
+_RECORD_NAMES: dict[type, str] = {QAScoredCheck: QAScored.__name__}
 
 
 class RecordError(ValueError):
@@ -27,19 +29,20 @@ def encode(record: msgspec.Struct) -> bytes:
 
 def decode(payload: bytes | None, record_type: type[T]) -> T:
     """Decode and validate `payload`; raise RecordError with a kind and a readable reason."""
+    name = _RECORD_NAMES.get(record_type, record_type.__name__)
     if not payload:
-        raise RecordError("empty_payload", f"empty message where a {record_type.__name__} was expected")
+        raise RecordError("empty_payload", f"empty message where a {name} was expected")
     try:
         record = _decoders[record_type].decode(payload)
     except msgspec.ValidationError as exc:
-        raise RecordError("schema_violation", f"not a valid {record_type.__name__}: {exc}") from exc
+        raise RecordError("schema_violation", f"not a valid {name}: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise RecordError("undecodable", f"not JSON: {exc}") from exc
     version = getattr(record, "schema_version", None)
     if version != SCHEMA_VERSION:
         raise RecordError(
             "unsupported_schema_version",
-            f"{record_type.__name__} schema_version {version} is not supported (this build reads {SCHEMA_VERSION})",
+            f"{name} schema_version {version} is not supported (this build reads {SCHEMA_VERSION})",
         )
     return record
 

@@ -9,6 +9,12 @@ from __future__ import annotations
 PAPERS_TABLE = "papers"
 QA_TABLE = "qa_pairs"
 DLQ_TABLE = "dead_letters"
+# The sink's fast path: QAScored records go in as the JSON they are on the topic, into a Null table shaped like
+# the record, and a materialized view turns them into qa_pairs rows, so ClickHouse parses them, not Python. The
+# version is in the name: a change of the record-to-row mapping gets new objects, never a rewrite of the old
+# ones under writers that use them.
+QA_JSON_TABLE = "qa_scored_json_v1"
+QA_JSON_VIEW = "qa_scored_json_v1_to_qa_pairs"
 
 PAPER_COLUMNS: list[tuple[str, str]] = [
     ("paper_id", "String"),
@@ -79,6 +85,56 @@ DLQ_COLUMNS: list[tuple[str, str]] = [
     ("failed_at", "DateTime64(3, 'UTC')"),
 ]
 
+_SCORE = "Tuple(score UInt8, reason String)"
+# QAScored as it is on the wire (schemas/records.py), with the record's defaults for fields a producer left out
+QA_JSON_COLUMNS: list[tuple[str, str]] = [
+    ("paper", "Tuple(paper_id String, doi String, title String, journal String, categories Array(String), "
+              "source_uri String, source_feed String)"),
+    ("qa_id", "String"),
+    ("pair_index", "UInt16"),
+    ("kind", "String DEFAULT 'open'"),
+    ("language", "String DEFAULT 'en'"),
+    ("keywords", "Array(String)"),
+    ("question", "String"),
+    ("answer", "String"),
+    ("racar", "Tuple(" + ", ".join(f"{d} {_SCORE}" for d in
+                                    ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness")) + ")"),
+    ("options", "Array(String)"),
+    ("correct_option", "Int8 DEFAULT -1"),
+    ("single_correct", "Nullable(Bool)"),
+    ("numeric_support", "Nullable(Float32)"),
+    ("accepted", "Bool"),
+    ("generator_model", "String"),
+    ("judge_model", "String"),
+    ("prompt_version", "String"),
+    ("scored_at", "DateTime64(6, 'UTC') DEFAULT now64(6)"),
+]
+_DIMENSIONS = ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness")
+# qa_pairs column -> expression over the JSON record (QA_COLUMNS order; stages.qa_row builds the same row in Python)
+_QA_FROM_JSON: dict[str, str] = {
+    "paper_id": "paper.paper_id", "qa_id": "qa_id", "kind": "kind", "pair_index": "pair_index",
+    "doi": "paper.doi", "title": "paper.title", "journal": "paper.journal", "categories": "paper.categories",
+    "source_uri": "paper.source_uri", "language": "language", "keywords": "keywords", "question": "question",
+    "answer": "answer",
+    **{d: f"racar.{d}.score" for d in _DIMENSIONS},
+    "reasons": "map(" + ", ".join(f"'{d}', racar.{d}.reason" for d in _DIMENSIONS) + ")",
+    "numeric_support": "numeric_support", "accepted": "accepted", "generator_model": "generator_model",
+    "judge_model": "judge_model", "prompt_version": "prompt_version", "scored_at": "scored_at",
+    "inserted_at": "now64(3)", "options": "options", "correct_option": "correct_option",
+    "single_correct": "single_correct",
+}
+# how ClickHouse reads the JSON: as strictly as msgspec where it can (no numbers or objects taken as strings), ISO
+# 8601 times as msgspec writes them, unknown fields skipped (newer producers add fields, see records.py)
+QA_JSON_INPUT_SETTINGS: dict[str, int | str] = {
+    "date_time_input_format": "best_effort",
+    "input_format_skip_unknown_fields": 1,
+    "input_format_json_read_numbers_as_strings": 0,
+    "input_format_json_read_bools_as_numbers": 0,
+    "input_format_json_read_bools_as_strings": 0,
+    "input_format_json_read_objects_as_strings": 0,
+    "input_format_json_read_arrays_as_strings": 0,
+}
+
 _ENGINES = {
     PAPERS_TABLE: (PAPER_COLUMNS, "ReplacingMergeTree(updated_at) ORDER BY paper_id"),
     QA_TABLE: (QA_COLUMNS, "ReplacingMergeTree(inserted_at) ORDER BY (paper_id, qa_id)"),
@@ -98,6 +154,11 @@ def ddl(database: str) -> list[str]:
         cols = ",\n    ".join(f"{name} {type_}" for name, type_ in columns)
         statements.append(f"CREATE TABLE IF NOT EXISTS {db}.{table} (\n    {cols}\n) ENGINE = {engine}")
         statements += [f"ALTER TABLE {db}.{table} ADD COLUMN IF NOT EXISTS {name} {type_}" for name, type_ in columns]
+    json_cols = ",\n    ".join(f"{name} {type_}" for name, type_ in QA_JSON_COLUMNS)
+    statements.append(f"CREATE TABLE IF NOT EXISTS {db}.{QA_JSON_TABLE} (\n    {json_cols}\n) ENGINE = Null")
+    select = ",\n    ".join(f"{_QA_FROM_JSON[name]} AS {name}" for name, _ in QA_COLUMNS)
+    statements.append(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{QA_JSON_VIEW} TO {db}.{QA_TABLE} AS SELECT\n    "
+                      f"{select}\nFROM {db}.{QA_JSON_TABLE}")
     return statements
 
 

@@ -177,6 +177,45 @@ class QAScored(msgspec.Struct, gc=False, kw_only=True):
     schema_version: int = SCHEMA_VERSION
 
 
+class _PaperIdOnly(msgspec.Struct, gc=False, frozen=True):
+    paper_id: str
+
+
+class _ScoreOnly(msgspec.Struct, gc=False, frozen=True):
+    score: int
+
+
+class _RacarScores(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    relevance: _ScoreOnly
+    agnosticism: _ScoreOnly
+    completeness: _ScoreOnly
+    accuracy: _ScoreOnly
+    reasonableness: _ScoreOnly
+
+
+class QAScoredCheck(msgspec.Struct, gc=False, kw_only=True):
+    """The fields of a QAScored without defaults (and its version), read without the rest.
+
+    The sink's fast path checks each record with this, then lets ClickHouse parse the whole record (see
+    schemas/ddl.py, QA_JSON_TABLE): a record missing a required field is dead-lettered as decode() would, at a
+    fifth of its cost. A test keeps these fields in step with QAScored.
+    """
+
+    paper: _PaperIdOnly
+    qa_id: str
+    pair_index: int
+    sequence: int
+    pair_count: int
+    question: str
+    answer: str
+    racar: _RacarScores
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def completes_paper(self) -> bool:
+        return self.sequence == self.pair_count - 1
+
+
 class DeadLetter(msgspec.Struct, gc=False, kw_only=True):
     """`sciqag.dlq`: a record a stage could not process, and why."""
 

@@ -3,7 +3,8 @@
 No ClickHouse server can be installed on these machines (Debian's is from 2018), so this serves the real
 engine (chDB, ClickHouse 26.x) over the part of ClickHouse's HTTP interface that clickhouse-connect uses
 with compression off: the statement in the body or in `?query=` (then the body is the insert's data),
-`?database=`, `?param_<name>=` bound parameters, errors as HTTP 500 with the exception text. Run it as
+`?database=`, `?param_<name>=` bound parameters, ClickHouse settings on the URL (applied to inserts, as the
+sink's JSON insert needs them), errors as HTTP 500 with the exception text. Run it as
 its own process (chDB allows one engine per process), kill it to take ClickHouse away, start it again on
 the same folder to bring it back:
 
@@ -14,9 +15,14 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import subprocess
+import sys
 import tempfile
 import threading
+import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 _FORMAT = re.compile(rb"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
@@ -37,7 +43,8 @@ class Engine:
         self._lock = threading.Lock()  # one statement at a time on the engine
         self._spool = tempfile.mkdtemp(prefix="ch-http-")
 
-    def run(self, sql: bytes, data: bytes | None, database: str, params: dict[str, str]) -> tuple[bytes, str]:
+    def run(self, sql: bytes, data: bytes | None, database: str, params: dict[str, str],
+            settings: dict[str, str] | None = None) -> tuple[bytes, str]:
         match = _FORMAT.search(sql)
         fmt = match.group(1).decode() if match else "TabSeparated"
         statement = sql[:match.start()].decode() if match else sql.decode()
@@ -49,7 +56,9 @@ class Engine:
                 spool = os.path.join(self._spool, "insert.bin")
                 with open(spool, "wb") as f:
                     f.write(data)
-                self._conn.query(f"{statement} FROM INFILE '{spool}' FORMAT {fmt}", "TabSeparated")
+                clause = " SETTINGS " + ", ".join(f"{k} = '{v}'" if not v.isdigit() else f"{k} = {v}"
+                                                  for k, v in settings.items()) if settings else ""
+                self._conn.query(f"{statement} FROM INFILE '{spool}'{clause} FORMAT {fmt}", "TabSeparated")
                 return b"", fmt
             result = self._conn.query(statement, fmt, params=params or None)
             return result.bytes() if hasattr(result, "bytes") else bytes(result), fmt
@@ -89,8 +98,10 @@ def make_handler(engine: Engine):
             else:
                 sql, data = body, None
             params = {k[len("param_"):]: v for k, v in query.items() if k.startswith("param_")}
+            settings = {k: v for k, v in query.items() if k not in _TRANSPORT and not k.startswith("param_")
+                        and re.fullmatch(r"\w+", k) and re.fullmatch(r"[\w.-]*", v)}
             try:
-                out, fmt = engine.run(sql, data, query.get("database", ""), params)
+                out, fmt = engine.run(sql, data, query.get("database", ""), params, settings)
             except Exception as exc:  # the client shows ClickHouse's message; keep it whole
                 return self._reply(500, f"Code: 1000. DB::Exception: {exc}\n".encode(), "TabSeparated",
                                    {"X-ClickHouse-Exception-Code": "1000"})
@@ -124,6 +135,22 @@ def make_handler(engine: Engine):
         do_GET = do_POST = _handle
 
     return Handler
+
+
+def start_clickhouse_http(path: Path, port: int, log_file: Path) -> subprocess.Popen:
+    """This endpoint as its own process, returned once it answers /ping."""
+    proc = subprocess.Popen([sys.executable, "-m", "tests.clickhouse_http", "--path", str(path), "--port", str(port)],
+                            stdout=open(log_file, "a"), stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).read()
+            return proc
+        except OSError:
+            assert proc.poll() is None, log_file.read_text()
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("the ClickHouse endpoint did not come up:\n" + log_file.read_text())
 
 
 def main() -> None:

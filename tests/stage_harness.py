@@ -1,4 +1,5 @@
-"""Events as Faust hands them to the agents, and topics that record what a stage sends."""
+"""Events as Faust hands them to the agents, records as aiokafka hands them to the sink, and topics that record
+what a stage sends."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,6 +22,17 @@ class Message:
 class Event:
     value: bytes
     message: Message
+
+
+@dataclass
+class Record:
+    """The fields of an aiokafka ConsumerRecord the sink reads."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
 
 
 @dataclass

@@ -13,7 +13,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,10 +25,12 @@ from processors import embedded
 from processors.embedded import stop_process, tansu_broker
 from processors.publish import bootstrap_servers, record_for_file
 from processors.settings import Settings
+from processors.sink import sink_group
 from processors.store import Store
 from schemas import DeadLetter, QAScored, decode, encode
 from schemas import topics as T
 
+from .clickhouse_http import start_clickhouse_http
 from .conftest import sciqag_exe
 from .e2e import metric, open_store, scrape_metrics
 from .stage_harness import scored_run
@@ -37,7 +38,7 @@ from .synthetic import write_paper_copies, write_papers
 from .tcp_proxy import TcpProxy
 
 PAPERS = 50
-GROUP = "sciqag"  # Faust's consumer group is the app id
+SINK_GROUP = sink_group("sciqag")  # the sink's own consumer group (processors/sink.py); "sciqag" is the app id
 
 
 @dataclass
@@ -55,7 +56,7 @@ async def _progress(bootstrap: str) -> Progress:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=GROUP, enable_auto_commit=False)
+    group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=SINK_GROUP, enable_auto_commit=False)
     await reader.start()
     await group.start()
     try:
@@ -252,24 +253,6 @@ def test_sigkilled_worker_loses_no_paper_and_duplicates_nothing(tmp_path, free_p
 
 # -- ClickHouse going away and coming back -----------------------------------------------------------------------
 
-def _start_clickhouse(path: Path, port: int, log_file: Path) -> subprocess.Popen:
-    """The chDB-backed HTTP endpoint (tests/clickhouse_http.py) as its own process, up when it answers /ping."""
-    import urllib.request
-
-    proc = subprocess.Popen([sys.executable, "-m", "tests.clickhouse_http", "--path", str(path), "--port", str(port)],
-                            stdout=open(log_file, "a"), stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).read()
-            return proc
-        except OSError:
-            assert proc.poll() is None, log_file.read_text()
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("the ClickHouse endpoint did not come up:\n" + log_file.read_text())
-
-
 async def _send_scored(bootstrap: str, papers: range) -> None:
     from aiokafka import AIOKafkaProducer
 
@@ -312,7 +295,7 @@ def test_sink_holds_its_batches_while_clickhouse_is_away_and_drains_when_it_retu
     """A real ClickHouse engine behind HTTP is killed mid-stream and started again on the same data."""
     ch_port, metrics_port = embedded.free_port(), embedded.free_port()
     ch_dir, ch_log = tmp_path / "clickhouse", tmp_path / "clickhouse.log"
-    clickhouse = _start_clickhouse(ch_dir, ch_port, ch_log)
+    clickhouse = start_clickhouse_http(ch_dir, ch_port, ch_log)
     dsn = f"http://default@127.0.0.1:{ch_port}/?compress=false"
     before, during = range(0, 100), range(100, 400)
     expected_failed = {f"p-outage-{n:04d}" for n in (*before, *during) if n % 20 == 0}
@@ -351,7 +334,7 @@ def test_sink_holds_its_batches_while_clickhouse_is_away_and_drains_when_it_retu
                     assert lag_during > 0, "offsets were committed for rows ClickHouse never took"
                     assert stored_during < 400
 
-                    clickhouse = _start_clickhouse(ch_dir, ch_port, ch_log)  # back, on the same data
+                    clickhouse = start_clickhouse_http(ch_dir, ch_port, ch_log)  # back, on the same data
                     seen = _wait_for_metric(worker, metrics_port, "sciqag_papers_total", {"stage": "sink"}, 400, 180)
                     deadline = time.monotonic() + 60
                     while asyncio.run(_progress(bootstrap)).sink_lag != 0 and time.monotonic() < deadline:

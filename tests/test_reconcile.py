@@ -14,7 +14,7 @@ from processors.stages import EngineHolder, Stages
 from schemas import DeadLetter, PaperRef, encode
 from schemas import topics as T
 
-from .stage_harness import Event, Message, scored_run, stage_topics
+from .stage_harness import Record, scored_run, stage_topics
 
 
 def _pruned_total() -> float:
@@ -28,12 +28,12 @@ class Sink:
         self.offset = 0
 
     def batch(self, *records) -> None:
-        events = []
+        batch = []
         for record in records:
-            topic = T.DLQ if isinstance(record, DeadLetter) else T.SCORED
-            events.append(Event(encode(record), Message(topic, 0, self.offset, b"")))
+            topic, key = (T.DLQ, record.paper_id) if isinstance(record, DeadLetter) else (T.SCORED, record.paper.paper_id)
+            batch.append(Record(topic, 0, self.offset, key.encode(), encode(record)))
             self.offset += 1
-        asyncio.run(self.stages.sink(events))
+        asyncio.run(self.stages.sink(batch))
 
     def stored(self) -> dict[str, tuple[str, int, list[int]]]:
         store = self.stages.store()

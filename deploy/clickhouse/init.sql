@@ -190,3 +190,56 @@ ALTER TABLE `sciqag`.dead_letters ADD COLUMN IF NOT EXISTS paper_failed Bool;
 
 ALTER TABLE `sciqag`.dead_letters ADD COLUMN IF NOT EXISTS failed_at DateTime64(3, 'UTC');
 
+CREATE TABLE IF NOT EXISTS `sciqag`.qa_scored_json_v1 (
+    paper Tuple(paper_id String, doi String, title String, journal String, categories Array(String), source_uri String, source_feed String),
+    qa_id String,
+    pair_index UInt16,
+    kind String DEFAULT 'open',
+    language String DEFAULT 'en',
+    keywords Array(String),
+    question String,
+    answer String,
+    racar Tuple(relevance Tuple(score UInt8, reason String), agnosticism Tuple(score UInt8, reason String), completeness Tuple(score UInt8, reason String), accuracy Tuple(score UInt8, reason String), reasonableness Tuple(score UInt8, reason String)),
+    options Array(String),
+    correct_option Int8 DEFAULT -1,
+    single_correct Nullable(Bool),
+    numeric_support Nullable(Float32),
+    accepted Bool,
+    generator_model String,
+    judge_model String,
+    prompt_version String,
+    scored_at DateTime64(6, 'UTC') DEFAULT now64(6)
+) ENGINE = Null;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `sciqag`.qa_scored_json_v1_to_qa_pairs TO `sciqag`.qa_pairs AS SELECT
+    paper.paper_id AS paper_id,
+    qa_id AS qa_id,
+    kind AS kind,
+    pair_index AS pair_index,
+    paper.doi AS doi,
+    paper.title AS title,
+    paper.journal AS journal,
+    paper.categories AS categories,
+    paper.source_uri AS source_uri,
+    language AS language,
+    keywords AS keywords,
+    question AS question,
+    answer AS answer,
+    racar.relevance.score AS relevance,
+    racar.agnosticism.score AS agnosticism,
+    racar.completeness.score AS completeness,
+    racar.accuracy.score AS accuracy,
+    racar.reasonableness.score AS reasonableness,
+    map('relevance', racar.relevance.reason, 'agnosticism', racar.agnosticism.reason, 'completeness', racar.completeness.reason, 'accuracy', racar.accuracy.reason, 'reasonableness', racar.reasonableness.reason) AS reasons,
+    numeric_support AS numeric_support,
+    accepted AS accepted,
+    generator_model AS generator_model,
+    judge_model AS judge_model,
+    prompt_version AS prompt_version,
+    scored_at AS scored_at,
+    now64(3) AS inserted_at,
+    options AS options,
+    correct_option AS correct_option,
+    single_correct AS single_correct
+FROM `sciqag`.qa_scored_json_v1;
+

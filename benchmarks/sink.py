@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from schemas import DimensionScore, PaperRef, QAScored, Racar, RACAR_DIMENSIONS, decode, encode
-from schemas.ddl import QA_JSON_INPUT_SETTINGS, QA_JSON_TABLE, QA_TABLE, ddl
+from schemas.ddl import JSON_INPUT_SETTINGS, QA_JSON_TABLE, QA_TABLE, ddl
 
 from .common import Row, format_table
 
@@ -113,7 +113,7 @@ def run(rows: int = 100_000, **overrides) -> list[Row]:
         for i in range(0, len(payloads), 5000):
             await loop.run_in_executor(None, lambda chunk=payloads[i:i + 5000]: store._client.raw_insert(
                 f"bench_json.{QA_JSON_TABLE}", None, insert_block=b"\n".join(v for _, v in chunk), fmt="JSONEachRow",
-                settings=QA_JSON_INPUT_SETTINGS))
+                settings=JSON_INPUT_SETTINGS))
         result["json_s"] = time.perf_counter() - started
         return 0
 

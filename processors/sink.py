@@ -10,8 +10,10 @@ through Faust's Prometheus metrics like the other agents.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from schemas import topics as T
@@ -29,15 +31,32 @@ def sink_group(app_id: str) -> str:
     return f"{app_id}-sink"
 
 
-class SinkConsumer:
-    """Reads batches of up to `sink_batch_rows` records, or what arrived within `sink_batch_seconds` of the first,
-    hands each to `store_batch` and commits its offsets only after that returned. One batch at a time: while
-    ClickHouse is away the consumer fetches nothing more, so memory stays at one batch plus aiokafka's prefetch."""
+@dataclass
+class _Batch:
+    records: list = field(default_factory=list)
+    ends: dict = field(default_factory=dict)  # TopicPartition -> the offset to commit (last record's + 1)
+    received: dict[str, int] = field(default_factory=dict)  # records per topic
 
-    def __init__(self, settings: Settings, store_batch: Callable[[list], Awaitable[None]], *, app_id: str = "sciqag",
-                 monitor: Any = None, faust_metrics: Any = None) -> None:
+    def add(self, tp, part: list) -> None:
+        self.records.extend(part)
+        self.ends[tp] = part[-1].offset + 1
+        self.received[tp.topic] = self.received.get(tp.topic, 0) + len(part)
+
+
+class SinkConsumer:
+    """Reads batches of up to `sink_batch_rows` records, or what arrived within `sink_batch_seconds` of the first;
+    `prepare` each (Python work), then `store` it and commit its offsets only after that returned.
+
+    Two batches at most are in hand: while ClickHouse stores one (in a thread, without the GIL), the next is read
+    and prepared; it is stored only after the previous one is stored and committed, so batches land in order.
+    While ClickHouse is away nothing more is fetched: memory stays at two batches plus aiokafka's prefetch."""
+
+    def __init__(self, settings: Settings, prepare: Callable[[list], Awaitable[Any]],
+                 store: Callable[[Any], Awaitable[None]], *, app_id: str = "sciqag", monitor: Any = None,
+                 faust_metrics: Any = None) -> None:
         self.settings = settings
-        self.store_batch = store_batch
+        self.prepare = prepare
+        self.store = store
         self.group_id = sink_group(app_id)
         self.monitor = monitor  # Faust's PrometheusMonitor: committed and end offsets per partition (consumer lag)
         self.faust_metrics = faust_metrics  # records received per topic, as Faust counts them for its agents
@@ -63,57 +82,64 @@ class SinkConsumer:
     async def run(self) -> None:
         consumer = self._consumer()
         await consumer.start()
+        storing: asyncio.Future | None = None  # the previous batch: stored, then committed
         try:
             while True:
-                batch = await self._next_batch(consumer)
-                await self.store_batch(batch)
-                await self._commit(consumer, batch)
+                batch = await self._next_batch(consumer, storing)
+                prepared = await self.prepare(batch.records)
+                if storing is not None:
+                    await storing
+                storing = asyncio.ensure_future(self._store_and_commit(consumer, batch, prepared))
         finally:
+            if storing is not None and not storing.done():
+                storing.cancel()  # not committed: the batch is read again by whoever consumes next
+                with contextlib.suppress(BaseException):
+                    await storing
             await consumer.stop()
 
-    async def _next_batch(self, consumer) -> list:
-        batch: list = []
+    async def _store_and_commit(self, consumer, batch: _Batch, prepared: Any) -> None:
+        await self.store(prepared)
+        await self._commit(consumer, batch)
+
+    async def _next_batch(self, consumer, storing: asyncio.Future | None) -> _Batch:
+        batch = _Batch()
         limit, window = self.settings.sink_batch_rows, self.settings.sink_batch_seconds
         deadline = None
         while True:
+            if storing is not None and storing.done() and storing.exception() is not None:
+                raise storing.exception()  # the previous batch could not be stored: stop now, not at the next one
             wait_s = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-            fetched = await consumer.getmany(timeout_ms=int(wait_s * 1000), max_records=limit - len(batch))
-            for part in fetched.values():
-                batch.extend(part)
-            if batch and deadline is None:
+            fetched = await consumer.getmany(timeout_ms=int(wait_s * 1000), max_records=limit - len(batch.records))
+            for tp, part in fetched.items():
+                if part:
+                    batch.add(tp, part)
+            if batch.records and deadline is None:
                 deadline = time.monotonic() + window
-            if batch and (len(batch) >= limit or time.monotonic() >= deadline):
+            if batch.records and (len(batch.records) >= limit or time.monotonic() >= deadline):
                 return batch
 
-    async def _commit(self, consumer, batch: list) -> None:
-        from aiokafka import TopicPartition
+    async def _commit(self, consumer, batch: _Batch) -> None:
         from aiokafka.errors import CommitFailedError, KafkaError
 
-        ends: dict[TopicPartition, int] = {}
-        received: dict[str, int] = {}
-        for record in batch:
-            tp = TopicPartition(record.topic, record.partition)
-            ends[tp] = max(ends.get(tp, 0), record.offset + 1)
-            received[record.topic] = received.get(record.topic, 0) + 1
         try:
-            await consumer.commit(ends)
+            await consumer.commit(batch.ends)
         except (CommitFailedError, KafkaError) as exc:
             # the group moved the partitions meanwhile: their new owner reads the batch again, and the tables
             # replace rather than duplicate (ReplacingMergeTree keyed by ids)
-            log.warning("sink: committing %d records failed (%s); they will be stored again", len(batch), exc)
+            log.warning("sink: committing %d records failed (%s); they will be stored again", len(batch.records), exc)
             return
-        self._report(consumer, ends, received)
+        self._report(consumer, batch)
 
-    def _report(self, consumer, ends: dict, received: dict[str, int]) -> None:
+    def _report(self, consumer, batch: _Batch) -> None:
         if self.faust_metrics is not None:
-            for topic, count in received.items():
+            for topic, count in batch.received.items():
                 self.faust_metrics.messages_received_per_topics.labels(topic=topic).inc(count)
         if self.monitor is None:
             return
         from faust.types import TP
 
-        self.monitor.on_tp_commit({TP(tp.topic, tp.partition): offset for tp, offset in ends.items()})
-        for tp in ends:
+        self.monitor.on_tp_commit({TP(tp.topic, tp.partition): offset for tp, offset in batch.ends.items()})
+        for tp in batch.ends:
             highwater = consumer.highwater(tp)
             if highwater is not None:
                 self.monitor.track_tp_end_offset(TP(tp.topic, tp.partition), highwater)

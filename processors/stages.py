@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 import msgspec
@@ -78,6 +78,20 @@ class Topics:
     generated: Any
     scored: Any
     dlq: Any
+
+
+@dataclass
+class SinkBatch:
+    """One sink batch, checked and sorted, ready to insert."""
+
+    scored: list = field(default_factory=list)  # the records of scored pairs that passed the check
+    paper_rows: list = field(default_factory=list)
+    dlq_rows: list = field(default_factory=list)
+    completed: list = field(default_factory=list)  # QAScored records that complete a paper
+    failed: int = 0  # papers failed by a dead letter in this batch
+    # per paper completed or failed in this batch, the pairs its latest outcome keeps (none for a failure)
+    keep_pairs: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0  # spent preparing it
 
 
 class EngineHolder:
@@ -502,21 +516,19 @@ class Stages:
 
     # -- sink ---------------------------------------------------------------------------------
     async def sink(self, records: list) -> None:
-        """Store one batch of records from the scored and dead-letter topics; returns only once it is stored.
+        """Store one batch of records from the scored and dead-letter topics; returns once it is stored."""
+        await self.sink_store(await self.sink_prepare(records))
 
-        `records` are consumer records (topic, partition, offset, key, value; see processors/sink.py), whose
-        offsets are committed after this returns. Scored pairs take the fast path: each is checked for its
-        required fields (QAScoredCheck, no full decode) and ClickHouse parses the JSON itself; only the record
-        that completes a paper is decoded whole, for the papers row. When ClickHouse refuses the JSON, the
-        batch is decoded in Python, records that fail are dead-lettered, the rest go in as rows.
+    async def sink_prepare(self, records: list) -> SinkBatch:
+        """Check and sort one batch; records that fail are dead-lettered here. Python work only, so the sink's
+        consumer runs it for the next batch while ClickHouse stores the previous one (processors/sink.py).
+
+        `records` are consumer records (topic, partition, offset, key, value). Scored pairs take the fast path:
+        each is checked for its required fields (QAScoredCheck, no full decode), and ClickHouse parses the JSON
+        itself in sink_store; only the record that completes a paper is decoded whole, for the papers row.
         """
         started = time.perf_counter()
-        scored: list = []  # the records of scored pairs that passed the check
-        paper_rows, dlq_rows = [], []
-        completed: list[QAScored] = []
-        failed = 0
-        # per paper completed or failed in this batch, the pairs its latest outcome keeps (none for a failure)
-        keep_pairs: dict[str, list[str]] = {}
+        batch = SinkBatch()
         for record in records:
             if record.topic == T.SCORED:
                 try:
@@ -526,12 +538,12 @@ class Stages:
                     await self.dead_letter(stage="sink", kind=exc.kind, message=str(exc), paper_id=_key(record),
                                            event=record)
                     continue
-                scored.append(record)
+                batch.scored.append(record)
                 if rec is not None:
-                    paper_rows.append(paper_row_scored(rec))
-                    completed.append(rec)
+                    batch.paper_rows.append(paper_row_scored(rec))
+                    batch.completed.append(rec)
                     if rec.paper_qa_ids:  # records written before the field existed cannot be reconciled
-                        keep_pairs[rec.paper.paper_id] = list(rec.paper_qa_ids)
+                        batch.keep_pairs[rec.paper.paper_id] = list(rec.paper_qa_ids)
             else:
                 try:
                     dead = decode(record.value, DeadLetter)
@@ -540,23 +552,32 @@ class Stages:
                               record.offset, exc)
                     metrics.DLQ.labels("sink", "undecodable_dead_letter").inc()
                     continue
-                dlq_rows.append(_dlq_row(dead))
+                batch.dlq_rows.append(_dlq_row(dead))
                 if dead.paper_failed and dead.paper_id:
-                    paper_rows.append(_paper_row_failed(dead))
-                    keep_pairs[dead.paper_id] = []
-                    failed += 1
-        stored = await self._store_scored(scored)
-        await self._insert_until_stored(DLQ_TABLE, lambda: self.store().insert_dead_letters(dlq_rows), bool(dlq_rows))
-        await self._insert_until_stored("papers", lambda: self.store().insert_papers(paper_rows), bool(paper_rows))
+                    batch.paper_rows.append(_paper_row_failed(dead))
+                    batch.keep_pairs[dead.paper_id] = []
+                    batch.failed += 1
+        batch.seconds = time.perf_counter() - started
+        return batch
+
+    async def sink_store(self, batch: SinkBatch) -> None:
+        """Insert a prepared batch, retrying until ClickHouse took it (its offsets are committed after this)."""
+        started = time.perf_counter()
+        stored = await self._store_scored(batch.scored)
+        await self._insert_until_stored(DLQ_TABLE, lambda: self.store().insert_dead_letters(batch.dlq_rows),
+                                        bool(batch.dlq_rows))
+        await self._insert_until_stored("papers", lambda: self.store().insert_papers(batch.paper_rows),
+                                        bool(batch.paper_rows))
         # last, so a crash before it is repaired by the re-delivered batch
-        await self._insert_until_stored("qa_pairs", lambda: self._prune_stale_pairs(keep_pairs), bool(keep_pairs))
+        await self._insert_until_stored("qa_pairs", lambda: self._prune_stale_pairs(batch.keep_pairs),
+                                        bool(batch.keep_pairs))
         metrics.QA_STORED.inc(stored)
-        metrics.PAPERS.labels("sink", "scored").inc(len(completed))
-        metrics.PAPERS.labels("sink", "failed").inc(failed)
-        for rec in completed:
+        metrics.PAPERS.labels("sink", "scored").inc(len(batch.completed))
+        metrics.PAPERS.labels("sink", "failed").inc(batch.failed)
+        for rec in batch.completed:
             if rec.paper.submitted_at is not None:
                 metrics.END_TO_END_SECONDS.observe((now() - rec.paper.submitted_at).total_seconds())
-        metrics.STAGE_SECONDS.labels("sink").observe(time.perf_counter() - started)
+        metrics.STAGE_SECONDS.labels("sink").observe(batch.seconds + time.perf_counter() - started)
         self._sink_batches += 1
         if self._kill_after_sink_batches and self._sink_batches >= self._kill_after_sink_batches:
             log.critical("fault injection: killing the worker after sink batch %d, before its offsets are committed",

@@ -123,9 +123,10 @@ _QA_FROM_JSON: dict[str, str] = {
     "inserted_at": "now64(3)", "options": "options", "correct_option": "correct_option",
     "single_correct": "single_correct",
 }
-# how ClickHouse reads the JSON: as strictly as msgspec where it can (no numbers or objects taken as strings), ISO
-# 8601 times as msgspec writes them, unknown fields skipped (newer producers add fields, see records.py)
-QA_JSON_INPUT_SETTINGS: dict[str, int | str] = {
+# how ClickHouse reads the JSON the sink inserts (records, rows): as strictly as msgspec where it can (no numbers or
+# objects taken as strings), ISO 8601 times as msgspec writes them, unknown fields skipped (newer producers add
+# fields, see records.py)
+JSON_INPUT_SETTINGS: dict[str, int | str] = {
     "date_time_input_format": "best_effort",
     "input_format_skip_unknown_fields": 1,
     "input_format_json_read_numbers_as_strings": 0,

@@ -101,6 +101,24 @@ def test_fields_left_out_get_the_records_defaults(stores):
     assert _stored(json_store) == _stored(row_store)
 
 
+def test_papers_rows_go_in_as_json_and_come_back_as_the_python_rows(stores):
+    """insert_papers sends JSON; the rows must read back as the native insert of the same rows does."""
+    from processors.stages import _paper_row_failed, paper_row_scored
+    from processors.store import PAPER_COLUMNS, PAPERS_TABLE
+
+    json_store, row_store = stores
+    scored = varied_records()
+    scored[2].paper_quality = PaperQuality(q_similarity_mean=0.5, q_share_below_0_3=0.25, q_pairs_over_0_7=2,
+                                           coverage=None, prefilter_dropped={"mentions_the_paper": 3, "пусто": 1})
+    rows = [paper_row_scored(scored[2]), paper_row_scored(scored[3]),
+            _paper_row_failed(DeadLetter(stage="extractor", paper_id="p-failed", error_kind="corrupt_pdf",
+                                         message='bad "PDF"\nline two', source_uri="file:///x.pdf"))]
+    json_store.insert_papers(rows)
+    row_store.insert(PAPERS_TABLE, rows, PAPER_COLUMNS)
+    via_json, via_rows = json_store.papers(), row_store.papers()
+    assert len(via_json) == 3 and via_json == via_rows
+
+
 def test_the_check_covers_every_field_a_scored_record_requires():
     required = {f.name for f in msgspec.structs.fields(QAScored) if f.required}
     checked = {f.name for f in msgspec.structs.fields(QAScoredCheck)}
@@ -183,30 +201,34 @@ def test_the_consumer_batches_by_rows_and_commits_only_what_was_stored(tmp_path)
             if len(batches) == 2:
                 raise _FailingStore()
 
+        async def as_is(batch: list) -> list:
+            return batch
+
         with pytest.raises(_FailingStore):
-            await SinkConsumer(settings, fail_second).run()
+            await SinkConsumer(settings, as_is, fail_second).run()
         assert [len(b) for b in batches] == [100, 100]
 
-        # 2. the group's next consumer starts after the first batch and reads the rest, the trickle of dead
-        # letters included, in batches of at most 100
+        # 2. the group's next consumer starts after the first batch and reads the rest (a last short batch: the
+        # time window closes it), in batches of at most 100
         seen: list[bytes] = []
         got_everything = asyncio.Event()
 
         async def collect(batch: list) -> None:
             assert len(batch) <= 100
             seen.extend(r.value for r in batch)
-            if len(seen) >= 155:
+            if len(seen) >= 155:  # all but the first batch
                 got_everything.set()
 
-        task = asyncio.ensure_future(SinkConsumer(settings, collect).run())
+        task = asyncio.ensure_future(SinkConsumer(settings, as_is, collect).run())
         try:
             await asyncio.wait_for(got_everything.wait(), 60)
         finally:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-        assert sorted(seen) == sorted([f"scored {n}".encode() for n in range(100, 250)]
-                                      + [f"dead {n}".encode() for n in range(5)])
+        everything = [f"scored {n}".encode() for n in range(250)] + [f"dead {n}".encode() for n in range(5)]
+        first = {r.value for r in batches[0]}
+        assert sorted(seen) == sorted(v for v in everything if v not in first)
 
     with tansu_broker(log_file=tmp_path / "tansu.log") as broker:
         asyncio.run(scenario(broker))

@@ -153,8 +153,8 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
 
     if "sink" in enabled:
         # not a Faust agent: the sink reads whole batches from aiokafka (see processors/sink.py)
-        sink_consumer = SinkConsumer(settings, stages.sink_prepare, stages.sink_store, app_id=app.conf.id,
-                                     monitor=app.monitor, faust_metrics=_faust_metrics)
+        sink_consumer = SinkConsumer(settings, stages.sink_prepare, stages.sink_store, broker_url=broker_url,
+                                     app_id=app.conf.id, monitor=app.monitor, faust_metrics=_faust_metrics)
 
         @app.task
         async def sink() -> None:

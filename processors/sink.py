@@ -52,9 +52,10 @@ class SinkConsumer:
     While ClickHouse is away nothing more is fetched: memory stays at two batches plus aiokafka's prefetch."""
 
     def __init__(self, settings: Settings, prepare: Callable[[list], Awaitable[Any]],
-                 store: Callable[[Any], Awaitable[None]], *, app_id: str = "sciqag", monitor: Any = None,
-                 faust_metrics: Any = None) -> None:
+                 store: Callable[[Any], Awaitable[None]], *, broker_url: str = "", app_id: str = "sciqag",
+                 monitor: Any = None, faust_metrics: Any = None) -> None:
         self.settings = settings
+        self.broker_url = broker_url or settings.broker_url  # the embedded broker's is known only once it is up
         self.prepare = prepare
         self.store = store
         self.group_id = sink_group(app_id)
@@ -70,7 +71,7 @@ class SinkConsumer:
             timeouts = dict(session_timeout_ms=int(session_s * 1000), heartbeat_interval_ms=int(max(0.5, session_s / 6) * 1000))
         return AIOKafkaConsumer(
             *SINK_TOPICS,
-            bootstrap_servers=bootstrap_servers(self.settings.broker_url),
+            bootstrap_servers=bootstrap_servers(self.broker_url),
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -61,13 +61,16 @@ def run_sciqag(paths: list[Path], data_dir: Path, port: int, *, extra: list[str]
         if scrape:
             while True:
                 try:
-                    line = lines.get(timeout=max(1.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    raise AssertionError("sciqag run did not finish in time:\n" + "".join(stderr[-60:]))
+                    line = lines.get(timeout=1.0)
+                except queue.Empty:  # no news: the run may have died, or be taking too long
+                    if proc.poll() is not None:
+                        reader.join(timeout=10)
+                        raise AssertionError("sciqag run exited early:\n" + "".join(stderr[-60:]))
+                    if time.monotonic() > deadline:
+                        raise AssertionError("sciqag run did not finish in time:\n" + "".join(stderr[-60:]))
+                    continue
                 if line.startswith("done; metrics stay up"):
                     break
-                if proc.poll() is not None and lines.empty():
-                    raise AssertionError("sciqag run exited early:\n" + "".join(stderr[-60:]))
             metrics = scrape_metrics(port)
             proc.send_signal(signal.SIGTERM)
         stdout, _ = proc.communicate(timeout=max(60.0, deadline - time.monotonic()))

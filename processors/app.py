@@ -145,8 +145,10 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
                 await stages.generate(event)
 
     if "judge" in enabled:
-        # each judge call runs all pairs of one paper at once; a few papers keep the engine busy
-        @app.agent(topics.generated, name="judge", concurrency=max(1, settings.max_in_flight // 4))
+        # each judge call runs all pairs of one paper at once. A quarter of the in-flight cap in papers left the
+        # engine short at the end of a stream when a small model's pairs are mostly filtered (~3 a paper:
+        # benchmarks/llm_stage.py); half of it keeps the cap filled, and more only queues at the semaphore
+        @app.agent(topics.generated, name="judge", concurrency=max(2, settings.max_in_flight // 2))
         async def judge(stream):
             async for event in stream.events():
                 await stages.judge(event)

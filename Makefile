@@ -46,7 +46,7 @@ tools:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus docker-compose >/dev/null; }
 
 test: setup tools
-	$(BIN)/python -m pytest -ra --durations=20
+	$(BIN)/python -m pytest -ra --durations=20 -n 2 --dist loadgroup
 
 # unit tests only (no broker, no engine)
 test-fast: setup

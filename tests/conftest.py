@@ -14,6 +14,29 @@ PDFS = SHARED / "pdfs"
 SCAN = "phd__GOST_R_7.05-2008.pdf"  # the image-only scan among the real PDFs
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items) -> None:
+    """Tests that run a vLLM engine (the session's `vllm serve`, or an engine of their own: marker `llm`) go to one
+    pytest-xdist worker, one after the other: the engine keeps both cores busy, and one `vllm serve` serves them
+    all. The other tests run beside them in the second worker (`make test` runs `-n 2 --dist loadgroup`)."""
+    for item in items:
+        if "vllm_server" in getattr(item, "fixturenames", ()) or item.get_closest_marker("llm"):
+            item.add_marker(pytest.mark.xdist_group("llm"))
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist named the groups
+def pytest_collection_finish(session) -> None:
+    """Grouping that silently stops working runs two engines at once on two cores (pytest-xdist issue #1386)."""
+    if not session.config.getoption("loadgroup", default=False):
+        return
+    engines = [item for item in session.items if item.get_closest_marker("xdist_group")]
+    if engines and not all(item.nodeid.endswith("@llm") for item in engines):
+        message = ("pytest-xdist did not group the tests that run a vLLM engine (--dist loadgroup): see the pytest pin "
+                   "in pyproject.toml")
+        print(f"\nERROR: {message}", file=sys.__stderr__, flush=True)  # a worker's exception reaches the run garbled
+        pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 def shared_pdfs() -> list[Path]:
     if not PDFS.is_dir():
         pytest.skip(f"{PDFS} is not here (it is beside the project in CI and developer checkouts)")

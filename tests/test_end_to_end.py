@@ -15,6 +15,7 @@ pytestmark = pytest.mark.slow
 MODEL_OUTPUT_KINDS = {"unparseable_model_output", "all_pairs_filtered", "no_pair_judged"}
 
 
+@pytest.mark.llm
 def test_real_papers_end_to_end(tmp_path, free_port):
     pdfs = shared_pdfs()
     result = run_sciqag(pdfs, tmp_path / "data", free_port, scrape=True)

@@ -20,7 +20,7 @@ from sciqag.ids import paper_id_for
 
 from . import feed_server as fs
 from .conftest import PDFS, SCAN, sciqag_exe, shared_pdfs
-from .e2e import FAST, FAST_ENV, metric, open_store, scrape_metrics
+from .e2e import FAST_ENV, metric, open_store, scrape_metrics
 
 
 @pytest.fixture
@@ -330,8 +330,10 @@ def test_feed_cli_publishes_each_paper_once_across_restarts_and_the_pipeline_sco
         assert len(papers) == 7 and len(dead) == 2 and len(set(ids)) == 9, ids  # each exactly once
 
         env = {**os.environ, **FAST_ENV, "SCIQAG_ALLOWED_HOSTS": "127.0.0.1", "SCIQAG_FILE_ROOTS": str(inbox)}
+        # the smallest LLM work that still scores a paper: this test is about the feeds (CI time)
         worker = subprocess.Popen([sciqag_exe(), "worker", "--broker", broker, "--data-dir", str(data),
-                                   "--metrics-port", str(free_port), *FAST,
+                                   "--metrics-port", str(free_port), "--pairs", "1", "--keywords", "3", "--mcq", "0",
+                                   "--max-context-tokens", "600", "--max-model-len", "4096",
                                    "--llm-url", f"{vllm_server}/v1", "--model", "sciqag-llm"],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         try:

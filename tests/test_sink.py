@@ -191,7 +191,8 @@ def test_the_consumer_batches_by_rows_and_commits_only_what_was_stored(tmp_path)
             await producer.flush()
         finally:
             await producer.stop()
-        settings = Settings(data_dir=tmp_path, broker_url=broker, sink_batch_rows=100, sink_batch_seconds=0.5)
+        settings = Settings(data_dir=tmp_path, broker_url=broker, sink_batch_rows=100, sink_batch_seconds=0.5,
+                            kafka_session_timeout_s=6)
 
         # 1. the store fails on the second batch: the consumer stops there, having committed the first only
         batches: list[list] = []

@@ -15,10 +15,12 @@ SCAN = "phd__GOST_R_7.05-2008.pdf"  # the image-only scan among the real PDFs
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items) -> None:
+def pytest_collection_modifyitems(config, items) -> None:
     """Tests that run a vLLM engine (the session's `vllm serve`, or an engine of their own: marker `llm`) go to one
     pytest-xdist worker, one after the other: the engine keeps both cores busy, and one `vllm serve` serves them
     all. The other tests run beside them in the second worker (`make test` runs `-n 2 --dist loadgroup`)."""
+    if not config.pluginmanager.hasplugin("xdist"):  # `-p no:xdist`: the marker would be unknown, and is not needed
+        return
     for item in items:
         if "vllm_server" in getattr(item, "fixturenames", ()) or item.get_closest_marker("llm"):
             item.add_marker(pytest.mark.xdist_group("llm"))

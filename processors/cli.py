@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -230,11 +231,16 @@ def cmd_run(args) -> int:
     return code
 
 
+def service_log_level(args) -> str:
+    """Long-running services log at INFO unless --log-level or SCIQAG_LOG_LEVEL says otherwise."""
+    return args.log_level or os.environ.get("SCIQAG_LOG_LEVEL") or "INFO"
+
+
 def cmd_worker(args) -> int:
     from .runner import configure_logging, run_worker
 
     settings = settings_from(args)
-    configure_logging(settings.log_level if args.log_level else "INFO")
+    configure_logging(service_log_level(args))
     return run_worker(settings)
 
 
@@ -264,7 +270,7 @@ def cmd_feed(args) -> int:
     from .runner import configure_logging, quiet_repeated_kafka_logs
 
     settings = settings_from(args)
-    configure_logging(settings.log_level if args.log_level else "INFO")
+    configure_logging(service_log_level(args))
     quiet_repeated_kafka_logs()  # a feed runs for days: a broker outage must not flood its log either
     if not settings.broker_url:
         raise ValueError("feed needs a broker: set SCIQAG_BROKER_URL or --broker")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 
 def _env(name: str, default: str = "") -> str:
@@ -20,6 +21,15 @@ def _secret(name: str) -> str:
     if path:
         return Path(path).read_text().strip()
     return _env(name)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password in it replaced by ***, for logs and reprs."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 @dataclass
@@ -87,6 +97,11 @@ class Settings:
     sink_batch_rows: int = field(default_factory=lambda: int(_env("SINK_BATCH_ROWS", "5000")))
     sink_batch_seconds: float = field(default_factory=lambda: float(_env("SINK_BATCH_SECONDS", "1.0")))
     log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "WARNING"))
+
+    def __repr__(self) -> str:  # secrets are repr=False; a DSN may carry a password of its own
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        values["clickhouse_dsn"] = redact_url(values["clickhouse_dsn"])
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in values.items())})"
 
     def with_overrides(self, **values) -> "Settings":
         known = {f.name for f in fields(self)}

@@ -595,7 +595,9 @@ class Stages:
             metrics.SINK_INSERT_SECONDS.labels("qa_pairs").observe(time.perf_counter() - started)
             return len(records)
         except StoreError as exc:
-            log.warning("sink: ClickHouse refused %d scored records as JSON (%s); decoding them here", len(records), exc)
+            # not "refused": an unreachable ClickHouse ends here too, and the row path below retries until it is back
+            log.warning("sink: %d scored records not stored as JSON (%s); checking each here, storing the valid ones "
+                        "as rows", len(records), exc)
         # ClickHouse away, or a record it cannot read: find the records that are not valid QAScored, store the rest
         # as rows (retrying until stored); any error from here on is ClickHouse's
         rows = []

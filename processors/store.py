@@ -42,8 +42,10 @@ def connect(settings: Settings):
     import clickhouse_connect
 
     try:
-        if settings.clickhouse_dsn:
+        if settings.clickhouse_dsn.startswith("chdb:"):
             return clickhouse_connect.get_client(dsn=settings.clickhouse_dsn)
+        if settings.clickhouse_dsn:  # SCIQAG_CLICKHOUSE_PASSWORD(_FILE), when set, wins over a password in the DSN
+            return clickhouse_connect.get_client(dsn=settings.clickhouse_dsn, password=settings.clickhouse_password)
         if settings.clickhouse_host:
             return clickhouse_connect.get_client(
                 host=settings.clickhouse_host,

@@ -6,13 +6,15 @@ with compression off: the statement in the body or in `?query=` (then the body i
 `?database=`, `?param_<name>=` bound parameters, ClickHouse settings on the URL (applied to inserts, as the
 sink's JSON insert needs them), errors as HTTP 500 with the exception text. Run it as
 its own process (chDB allows one engine per process), kill it to take ClickHouse away, start it again on
-the same folder to bring it back:
+the same folder to bring it back. With CLICKHOUSE_HTTP_PASSWORD in its environment it refuses requests that
+do not bring that password (HTTP basic auth, as clickhouse-connect sends it), as ClickHouse does:
 
     python -m tests.clickhouse_http --path DIR --port PORT
 """
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import re
 import subprocess
@@ -73,7 +75,7 @@ def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
             for part in message.iter_parts()}
 
 
-def make_handler(engine: Engine):
+def make_handler(engine: Engine, password: str = ""):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -90,6 +92,10 @@ def make_handler(engine: Engine):
                 body = b""
             if url.path == "/ping":
                 return self._reply(200, b"Ok.\n", "TabSeparated")
+            if password and not self._authenticated():
+                return self._reply(401, b"Code: 516. DB::Exception: default: Authentication failed: password is "
+                                        b"incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)\n",
+                                   "TabSeparated", {"X-ClickHouse-Exception-Code": "516"})
             header = _INSERT_HEADER.match(body)
             if "query" in query:
                 sql, data = query["query"].encode(), body or None
@@ -106,6 +112,13 @@ def make_handler(engine: Engine):
                 return self._reply(500, f"Code: 1000. DB::Exception: {exc}\n".encode(), "TabSeparated",
                                    {"X-ClickHouse-Exception-Code": "1000"})
             self._reply(200, out, fmt)
+
+        def _authenticated(self) -> bool:
+            scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+            if scheme != "Basic":
+                return False
+            _, _, given = base64.b64decode(token).decode().partition(":")
+            return given == password
 
         def _body(self) -> bytes:
             if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
@@ -137,10 +150,12 @@ def make_handler(engine: Engine):
     return Handler
 
 
-def start_clickhouse_http(path: Path, port: int, log_file: Path) -> subprocess.Popen:
-    """This endpoint as its own process, returned once it answers /ping."""
+def start_clickhouse_http(path: Path, port: int, log_file: Path, password: str = "") -> subprocess.Popen:
+    """This endpoint as its own process, returned once it answers /ping; with a password, only for those who bring it."""
+    env = {**os.environ, "CLICKHOUSE_HTTP_PASSWORD": password}
     proc = subprocess.Popen([sys.executable, "-m", "tests.clickhouse_http", "--path", str(path), "--port", str(port)],
-                            stdout=open(log_file, "a"), stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent)
+                            stdout=open(log_file, "a"), stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent,
+                            env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -158,7 +173,8 @@ def main() -> None:
     parser.add_argument("--path", required=True, help="the chDB data folder")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(Engine(args.path)))
+    password = os.environ.get("CLICKHOUSE_HTTP_PASSWORD", "")
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(Engine(args.path), password))
     print(f"clickhouse-http: serving {args.path} on http://127.0.0.1:{args.port}", flush=True)
     server.serve_forever()
 

@@ -26,7 +26,7 @@ from processors.embedded import stop_process, tansu_broker
 from processors.publish import bootstrap_servers, record_for_file
 from processors.settings import Settings
 from processors.sink import sink_group
-from processors.store import Store
+from processors.store import Store, StoreError
 from schemas import DeadLetter, QAScored, decode, encode
 from schemas import topics as T
 
@@ -38,6 +38,7 @@ from .synthetic import write_paper_copies, write_papers
 from .tcp_proxy import TcpProxy
 
 PAPERS = 50
+CLICKHOUSE_PASSWORD = "canary-ch-4d2b81"  # must never show in a worker's log
 SINK_GROUP = sink_group("sciqag")  # the sink's own consumer group (processors/sink.py); "sciqag" is the app id
 
 
@@ -293,17 +294,23 @@ def _rss_mib(pid: int) -> float:
 
 @pytest.mark.slow
 def test_sink_holds_its_batches_while_clickhouse_is_away_and_drains_when_it_returns(tmp_path):
-    """A real ClickHouse engine behind HTTP is killed mid-stream and started again on the same data."""
+    """A real ClickHouse engine behind HTTP is killed mid-stream and started again on the same data.
+
+    It takes a password, which the worker gets from SCIQAG_CLICKHOUSE_PASSWORD; the worker logs at DEBUG level, and
+    its log — connection errors and retries included — must not contain the password."""
     ch_port, metrics_port = embedded.free_port(), embedded.free_port()
     ch_dir, ch_log = tmp_path / "clickhouse", tmp_path / "clickhouse.log"
-    clickhouse = start_clickhouse_http(ch_dir, ch_port, ch_log)
+    clickhouse = start_clickhouse_http(ch_dir, ch_port, ch_log, password=CLICKHOUSE_PASSWORD)
     dsn = f"http://default@127.0.0.1:{ch_port}/?compress=false"
+    with pytest.raises(StoreError, match="Authentication failed"):  # the password is needed, so the worker used it
+        Store(Settings(clickhouse_dsn=dsn, clickhouse_password=""))
     before, during = range(0, 100), range(100, 400)
     expected_failed = {f"p-outage-{n:04d}" for n in (*before, *during) if n % 20 == 0}
     try:
         with tansu_broker(log_file=tmp_path / "tansu.log") as broker:
             bootstrap = bootstrap_servers(broker)
-            env = {**os.environ, "SCIQAG_CLICKHOUSE_DSN": dsn, "SCIQAG_LOG_LEVEL": "INFO"}
+            env = {**os.environ, "SCIQAG_CLICKHOUSE_DSN": dsn, "SCIQAG_CLICKHOUSE_PASSWORD": CLICKHOUSE_PASSWORD,
+                   "SCIQAG_LOG_LEVEL": "DEBUG"}
             log_file = tmp_path / "worker.log"
             with open(log_file, "w") as log:
                 worker = subprocess.Popen([sciqag_exe(), "worker", "--agents", "sink", "--broker", broker,
@@ -335,7 +342,7 @@ def test_sink_holds_its_batches_while_clickhouse_is_away_and_drains_when_it_retu
                     assert lag_during > 0, "offsets were committed for rows ClickHouse never took"
                     assert stored_during < 400
 
-                    clickhouse = start_clickhouse_http(ch_dir, ch_port, ch_log)  # back, on the same data
+                    clickhouse = start_clickhouse_http(ch_dir, ch_port, ch_log, password=CLICKHOUSE_PASSWORD)  # back
                     seen = _wait_for_metric(worker, metrics_port, "sciqag_papers_total", {"stage": "sink"}, 400, 180)
                     deadline = time.monotonic() + 60
                     while asyncio.run(_progress(bootstrap)).sink_lag != 0 and time.monotonic() < deadline:
@@ -345,7 +352,8 @@ def test_sink_holds_its_batches_while_clickhouse_is_away_and_drains_when_it_retu
                     retries = metric(scrape_metrics(metrics_port), "sciqag_sink_insert_retries_total")
                 finally:
                     stop_process(worker, 60)
-        store = Store(Settings(clickhouse_dsn=dsn))
+            worker_log = log_file.read_text()
+        store = Store(Settings(clickhouse_dsn=dsn, clickhouse_password=CLICKHOUSE_PASSWORD))
         try:
             papers = store.query("SELECT status, count() AS n, uniqExact(paper_id) AS ids FROM sciqag.papers FINAL "
                                  "GROUP BY status ORDER BY status")
@@ -360,7 +368,9 @@ def test_sink_holds_its_batches_while_clickhouse_is_away_and_drains_when_it_retu
 
     print(f"ClickHouse away ~{retries:.0f} retries; sink lag while away {lag_during}, after {lag_after}; "
           f"papers stored while away {stored_during:.0f} of 400; worker RSS {rss_before:.0f} MiB before, "
-          f"{rss_peak:.0f} MiB peak while away, {rss_after:.0f} MiB after")
+          f"{rss_peak:.0f} MiB peak while away, {rss_after:.0f} MiB after; worker log "
+          f"{len(worker_log.splitlines())} lines at DEBUG, {worker_log.count('ClickHouse')} naming ClickHouse")
+    assert CLICKHOUSE_PASSWORD not in worker_log, "the ClickHouse password is in the worker's log"
     assert seen == 400, "the sink did not drain after ClickHouse came back"
     assert lag_after == 0
     assert {r["status"]: (r["n"], r["ids"]) for r in papers} == {"failed": (20, 20), "scored": (380, 380)}

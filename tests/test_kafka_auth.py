@@ -90,7 +90,9 @@ def test_publish_with_sasl_fails_clearly_and_does_not_print_the_password(tmp_pat
 
 def test_secrets_are_not_logged_by_settings(tmp_path, caplog):
     settings = _settings(tmp_path, kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_username="u",
-                         kafka_sasl_password=SECRET, clickhouse_password=SECRET + "-ch", llm_api_key=SECRET + "-llm")
+                         kafka_sasl_password=SECRET, clickhouse_password=SECRET + "-ch", llm_api_key=SECRET + "-llm",
+                         clickhouse_dsn=f"http://u:{SECRET}-dsn@ch.internal:8123/sciqag")
     with caplog.at_level(logging.DEBUG):
         logging.getLogger("sciqag").debug("settings: %s", settings)
     assert SECRET not in caplog.text and "kafka_sasl_username='u'" in caplog.text
+    assert "clickhouse_dsn='http://u:***@ch.internal:8123/sciqag'" in caplog.text

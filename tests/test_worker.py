@@ -105,3 +105,15 @@ def test_worker_subset_with_publish_and_poison(tmp_path, free_port):
     assert {d["paper_id"] for d in dead if d["error_kind"] in ("undecodable", "unsupported_schema_version")} == {
         "poison-1", "poison-2"}
     assert all(d["stage"] == "extractor" and d["message"] for d in dead)
+
+
+def test_services_log_at_info_unless_told_otherwise(monkeypatch):
+    from argparse import Namespace
+
+    from processors.cli import service_log_level
+
+    monkeypatch.delenv("SCIQAG_LOG_LEVEL", raising=False)
+    assert service_log_level(Namespace(log_level=None)) == "INFO"
+    monkeypatch.setenv("SCIQAG_LOG_LEVEL", "DEBUG")  # the environment is heard (it was not, before)
+    assert service_log_level(Namespace(log_level=None)) == "DEBUG"
+    assert service_log_level(Namespace(log_level="WARNING")) == "WARNING"  # the flag wins

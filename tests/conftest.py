@@ -14,6 +14,10 @@ PDFS = SHARED / "pdfs"
 SCAN = "phd__GOST_R_7.05-2008.pdf"  # the image-only scan among the real PDFs
 
 
+def _runs_an_engine(item) -> bool:
+    return "vllm_server" in getattr(item, "fixturenames", ()) or item.get_closest_marker("llm") is not None
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items) -> None:
     """Tests that run a vLLM engine (the session's `vllm serve`, or an engine of their own: marker `llm`) go to one
@@ -22,7 +26,7 @@ def pytest_collection_modifyitems(config, items) -> None:
     if not config.pluginmanager.hasplugin("xdist"):  # `-p no:xdist`: the marker would be unknown, and is not needed
         return
     for item in items:
-        if "vllm_server" in getattr(item, "fixturenames", ()) or item.get_closest_marker("llm"):
+        if _runs_an_engine(item):
             item.add_marker(pytest.mark.xdist_group("llm"))
 
 
@@ -31,7 +35,7 @@ def pytest_collection_finish(session) -> None:
     """Grouping that silently stops working runs two engines at once on two cores (pytest-xdist issue #1386)."""
     if not session.config.getoption("loadgroup", default=False):
         return
-    engines = [item for item in session.items if item.get_closest_marker("xdist_group")]
+    engines = [item for item in session.items if _runs_an_engine(item)]  # not by the mark: it may be missing too
     if engines and not all(item.nodeid.endswith("@llm") for item in engines):
         message = ("pytest-xdist did not group the tests that run a vLLM engine (--dist loadgroup): see the pytest pin "
                    "in pyproject.toml")

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from processors.feeds import FeedConfigError, FeedIngester, FeedState, load_config, with_params
+from processors.ingest.feeds import FeedConfigError, FeedIngester, FeedState, load_config, with_params
 from processors.sources import SourceError, http_get
 from schemas import RACAR_DIMENSIONS
-from sciqag.feeds import FeedFormatError, parse_arxiv_atom, parse_crossref, parse_oai_pmh, parse_rss
+from sciqag.feed_formats import FeedFormatError, parse_arxiv_atom, parse_crossref, parse_oai_pmh, parse_rss
 from sciqag.ids import paper_id_for
 
 from . import feed_server as fs
@@ -121,23 +121,24 @@ def test_crossref_works_listing():
         parse_crossref(b'{"status": "ok"}')
 
 
-@pytest.mark.parametrize("parser, data", [
-    (parse_rss, b"<rss><channel><item>unclosed"),
-    (parse_rss, b"<html><body>a landing page</body></html>"),
-    (parse_rss, b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><rss><channel/></rss>'),
-    (parse_arxiv_atom, b"<rss version='2.0'/>"),
-    (parse_oai_pmh, b""),
-    (parse_crossref, b"not json"),
+@pytest.mark.parametrize("parser, data, kind", [
+    (parse_rss, b"<rss><channel><item>unclosed", "malformed_feed"),
+    (parse_rss, b"<html><body>a landing page</body></html>", "malformed_feed"),
+    (parse_rss, b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><rss><channel/></rss>',
+     "xml_entities_refused"),
+    (parse_arxiv_atom, b"<rss version='2.0'/>", "malformed_feed"),
+    (parse_oai_pmh, b"", "malformed_feed"),
+    (parse_crossref, b"not json", "malformed_feed"),
 ])
-def test_malformed_documents_raise_a_feed_error(parser, data):
+def test_malformed_documents_raise_a_feed_error(parser, data, kind):
     with pytest.raises(FeedFormatError) as info:
         parser(data)
-    assert info.value.kind == "malformed_feed"
+    assert info.value.kind == kind
 
 
 def test_config_errors_are_clear(tmp_path):
     cfg = tmp_path / "f.toml"
-    cfg.write_text('[[source]]\nname = "x"\nkind = "atom"\nurl = "http://h/"\n')
+    cfg.write_text('[[source]]\nname = "x"\nkind = "json-feed"\nurl = "http://h/"\n')
     with pytest.raises(FeedConfigError, match="kind must be one of"):
         load_config(cfg, tmp_path)
     cfg.write_text('[[source]]\nname = "x"\nkind = "rss"\nurl = "http://h/"\npoll_every = 3\n')
@@ -271,8 +272,8 @@ async def _read_topic(bootstrap: str, topic: str, timeout: float = 20) -> list:
 @pytest.mark.slow
 def test_feed_cli_publishes_each_paper_once_across_restarts_and_the_pipeline_scores_them(tmp_path, feeds, free_port,
                                                                                          vllm_server):
-    from processors.embedded import tansu_broker
-    from processors.publish import bootstrap_servers
+    from processors.local.broker import tansu_broker
+    from processors.ingest.publish import bootstrap_servers
     from schemas import DeadLetter, PaperSubmitted, decode
     from schemas import topics as T
 
@@ -298,7 +299,7 @@ def test_feed_cli_publishes_each_paper_once_across_restarts_and_the_pipeline_sco
         assert "not modified" in runs[1].stdout
 
         # the long-running mode: it keeps polling every source on its interval and stops cleanly on SIGTERM
-        from processors.embedded import free_port as another_port
+        from processors.local.broker import free_port as another_port
 
         feed_port = another_port()
         ingester = subprocess.Popen([sciqag_exe(), "feed", "--config", str(config), "--broker", broker,

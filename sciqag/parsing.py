@@ -2,13 +2,14 @@
 
 Structured output (JSON schema) is the normal path; the plain-text format of
 the SciQAG paper (`Keywords: a, b` then `Q1: … A1: …`) is accepted too, for
-remote models without structured output. Anything else raises ModelOutputError.
+remote models without structured output (its pairs have no evidence quotes).
+Anything else raises ModelOutputError.
 """
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schemas import RACAR_DIMENSIONS, DimensionScore, Racar
 
@@ -18,10 +19,21 @@ _QA_LINE = re.compile(r"^\s*(?:\*\*)?\s*([QA])\s*(\d+)\s*(?:\*\*)?\s*[:.)]\s*(.*
 _KEYWORDS_LINE = re.compile(r"^\s*(?:\*\*)?\s*(?:keywords|ключевые слова)\s*(?:\*\*)?\s*:\s*(.*)$", re.IGNORECASE)
 
 
+MAX_QUOTES = 3  # the schemas ask for 1-3 evidence quotes per answer; more are cut
+
+
 @dataclass(frozen=True)
 class GeneratedPairs:
     keywords: list[str]
     pairs: list[tuple[str, str]]
+    # evidence[i]: the verbatim quotes the model gave for pairs[i] (0-3; none from the plain-text format)
+    evidence: list[list[str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.evidence and self.pairs:  # built without evidence: no quote for any pair
+            object.__setattr__(self, "evidence", [[] for _ in self.pairs])
+        elif len(self.evidence) != len(self.pairs):
+            raise ValueError(f"{len(self.evidence)} evidence lists for {len(self.pairs)} pairs")
 
 
 def _json_object(text: str) -> dict | None:
@@ -39,12 +51,27 @@ def _clean(s: object) -> str:
     return " ".join(str(s).split()) if isinstance(s, (str, int, float)) else ""
 
 
+def _quotes(item: dict) -> list[str]:
+    """The evidence quotes of one pair or item: a list of strings (or one string), cleaned, deduplicated, at most 3."""
+    raw = item.get("evidence", item.get("quotes"))
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list):
+        return []
+    quotes: list[str] = []
+    for q in raw:
+        q = _clean(q) if isinstance(q, str) else ""
+        if q and q not in quotes:
+            quotes.append(q)
+    return quotes[:MAX_QUOTES]
+
+
 def _from_json(obj: dict) -> GeneratedPairs:
     keywords = [_clean(k) for k in obj.get("keywords") or [] if _clean(k)]
     raw_pairs = obj.get("qa_pairs", obj.get("pairs"))
     if not isinstance(raw_pairs, list):
         raise ModelOutputError("JSON output has no 'qa_pairs' list")
-    pairs = []
+    pairs, evidence = [], []
     for item in raw_pairs:
         if not isinstance(item, dict):
             continue
@@ -52,7 +79,8 @@ def _from_json(obj: dict) -> GeneratedPairs:
         a = _clean(item.get("answer", item.get("a", "")))
         if q and a:
             pairs.append((q, a))
-    return GeneratedPairs(keywords, pairs)
+            evidence.append(_quotes(item))
+    return GeneratedPairs(keywords, pairs, evidence)
 
 
 def _from_plain_text(text: str) -> GeneratedPairs:
@@ -76,7 +104,8 @@ def _from_plain_text(text: str) -> GeneratedPairs:
 
 
 def parse_generation(text: str) -> GeneratedPairs:
-    """Keywords and pairs from the generator's output; raises ModelOutputError when there are no pairs."""
+    """Keywords, pairs and each pair's evidence quotes from the generator's output; raises ModelOutputError when there
+    are no pairs. `result.evidence[i]` belongs to `result.pairs[i]` ([] for the plain-text format)."""
     obj = _json_object(text)
     result = _from_json(obj) if obj is not None else _from_plain_text(text)
     if not result.pairs:
@@ -124,6 +153,7 @@ class MCQItem:
     question: str
     options: list[str]
     correct: int  # 0-based index of the correct option
+    evidence: list[str] = field(default_factory=list)  # verbatim quotes supporting the correct option (0-3)
 
 
 def parse_mcq(text: str) -> list[MCQItem]:
@@ -140,7 +170,7 @@ def parse_mcq(text: str) -> list[MCQItem]:
         correct = raw.get("correct")
         if (question and len(options) == 4 and all(options) and len({o.lower() for o in options}) == 4
                 and isinstance(correct, int) and not isinstance(correct, bool) and 1 <= correct <= 4):
-            items.append(MCQItem(question, options, correct - 1))
+            items.append(MCQItem(question, options, correct - 1, _quotes(raw)))
     if not items:
         raise ModelOutputError("no usable multiple-choice item (four distinct options and a correct number 1-4)")
     return items

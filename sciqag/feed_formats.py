@@ -29,14 +29,25 @@ import defusedxml.ElementTree as SafeET
 import feedparser
 import feedparser.api
 from defusedxml import DefusedXmlException
+from defusedxml.expatreader import DefusedExpatParser
 
 from .errors import FeedFormatError
 from .ids import normalize_doi
 
-# feedparser parses well-formed documents with the SAX reader first in this list (then Python's expat reader):
-# defusedxml's expat reader, told to refuse entity declarations and external references, goes first
-feedparser.api.PREFERRED_XML_PARSERS[:] = ["defusedxml.expatreader"]
-_SAFE = {"forbid_dtd": False, "forbid_entities": True, "forbid_external": True}
+# Entity declarations of every sort (internal, external, unparsed) raise; an external DTD subset (the RSS 0.91
+# Netscape DOCTYPE) is let through but never loaded: neither ElementTree nor feedparser's SAX reader (external
+# entities and parameter entities off) gives expat a resolver, and expat opens no file or URL by itself
+_SAFE = {"forbid_dtd": False, "forbid_entities": True, "forbid_external": False}
+
+
+def create_parser(*args, **kwargs) -> DefusedExpatParser:
+    """The SAX reader feedparser uses (xml.sax.make_parser imports this module for it): defusedxml's, as above."""
+    return DefusedExpatParser(**_SAFE)
+
+
+# feedparser parses well-formed documents with the first SAX reader of this list it can import (then Python's
+# own expat reader, which would expand internal entities): this module's, first
+feedparser.api.PREFERRED_XML_PARSERS[:] = [__name__]
 
 NS = {
     "atom": "http://www.w3.org/2005/Atom",
@@ -392,7 +403,10 @@ def _crossref_work(item: dict) -> FeedEntry | None:
         value = item.get(key) or []
         return [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)]
 
-    date_parts = ((item.get("published") or item.get("issued") or {}).get("date-parts") or [[]])[0] or []
+    date = item.get("published") or item.get("issued")
+    date_parts = date.get("date-parts") if isinstance(date, dict) else None
+    date_parts = date_parts[0] if isinstance(date_parts, list) and date_parts and isinstance(date_parts[0], list) \
+        else []
     authors = []
     for a in item.get("author") or []:
         if isinstance(a, dict):

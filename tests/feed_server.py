@@ -9,7 +9,9 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-from .conftest import PDFS, SCAN
+from .conftest import PDFS, SCAN, SHARED
+
+REAL_FEEDS = SHARED / "feeds"  # real documents (see its README); served under /real/<folder>/<file>
 
 SMALL_A = "grobid__1001._0908.0054.pdf"  # 4 pages
 SMALL_B = "pymupdf__test_3780.pdf"  # 5 pages
@@ -223,6 +225,16 @@ class FeedServer:
             }
             items, cursor = pages.get(q.get("cursor", "*"), ([], None))
             return 200, {"Content-Type": "application/json"}, crossref(items, cursor, 3)
+        if path.startswith("/real/"):  # a real saved document, as its publisher or API sent it
+            folder, _, name = path.removeprefix("/real/").partition("/")
+            file = REAL_FEEDS / folder / name
+            if folder not in ("arxiv", "oai", "crossref", "rss") or file.name != name or not file.is_file():
+                return 404, {}, b"not found"
+            kinds = {"arxiv": "application/atom+xml", "oai": "text/xml", "crossref": "application/json",
+                     "rss": "application/xml"}
+            if headers.get("If-None-Match") == f'"{name}"':
+                return 304, {"ETag": f'"{name}"'}, b""
+            return 200, {"Content-Type": kinds[folder], "ETag": f'"{name}"'}, file.read_bytes()
         if path == "/broken.xml":
             return 200, {}, b"<?xml version='1.0'?><rss version='2.0'><channel><item><title>cut off"
         if path == "/flaky":

@@ -4,6 +4,9 @@
 FROM python:3.11-slim
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1
 WORKDIR /app
+# Tesseract's English and Russian data for OCR of scanned pages (PyMuPDF carries the engine; SCIQAG_OCR=auto)
+RUN apt-get update && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng tesseract-ocr-rus \
+    && rm -rf /var/lib/apt/lists/*
 # CPU torch for the sentence-embedding quality measures (question diversity, coverage)
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch
 COPY pyproject.toml README.md ./

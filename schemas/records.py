@@ -80,6 +80,14 @@ class PaperExtracted(msgspec.Struct, gc=False, kw_only=True):
     language: str = "en"
     extractor_version: str = ""
     removed: dict[str, int] = {}  # what cleaning removed, by kind (running headers, references...)
+    # how each page was read, in page order: "text", "empty", "repaired:<how>", "ocr:<why>", or
+    # "text:<why OCR was wanted>:<why it was not done>" (sciqag.extraction.ExtractedText.page_methods)
+    page_methods: list[str] = []
+    ocr_pages: list[int] = []  # 1-based pages whose text is Tesseract's
+    repaired_pages: dict[int, str] = {}  # 1-based page -> repair ("cp1251-as-latin1", "ftfy", ...)
+    ocr_language: str = ""  # Tesseract language(s) used ("rus", "eng", "rus+eng"); "" = no OCR
+    detected_language: str = ""  # the body's language as detected (ISO 639-1), whatever the feed's hint said
+    title_source: str = ""  # where ref.title came from when the feed had none: metadata | largest_font | ...
     extracted_at: datetime = msgspec.field(default_factory=utcnow)
     schema_version: int = SCHEMA_VERSION
 
@@ -168,6 +176,8 @@ class QAScored(msgspec.Struct, gc=False, kw_only=True):
     generator_model: str = ""
     judge_model: str = ""
     prompt_version: str = ""
+    judge_prompt_version: str = ""  # the RACAR prompt that scored it (sciqag.prompts.JUDGE_PROMPT_VERSION)
+    context_strategy: str = ""  # how the paper was fitted into the generator's window (QAGenerated.context_strategy)
     judge_prompt_tokens: int = 0
     judge_generated_tokens: int = 0
     # on the completing record only: the qa_ids of every pair of this run of the paper, so the sink can delete

@@ -1,7 +1,7 @@
 import pymupdf
 import pytest
 
-from processors.samples import write_sample_pdfs
+from processors.local.samples import write_sample_pdfs
 from sciqag.errors import ExtractionError
 from sciqag.extraction import extract_pdf
 
@@ -25,6 +25,7 @@ def test_real_text_pdfs_extract_with_language_and_sections():
         assert result.language == ("ru" if name == "phd__dissertation.pdf" else "en"), name
         assert len(result.sections) >= 3, name
         assert "ﬁ" not in result.text  # ligatures expanded
+        assert result.ocr_pages == [] and result.repaired_pages == {}, name  # clean text layers are taken as they are
     plos = results["sciparse__e4faf2c1d76b9bf8f8b4524dfb8c5c6b93be5f35.pdf"]
     assert plos.removed.get("reference_chars", 0) > 5000  # the reference list is cut
     assert [t for t, _, _ in plos.sections][1:7] == ["Abstract", "Introduction", "Materials and methods", "Results",
@@ -32,12 +33,12 @@ def test_real_text_pdfs_extract_with_language_and_sections():
     assert "PLOS ONE |" not in plos.text  # the running footer is gone
 
 
-def test_image_only_scan_is_rejected_with_a_reason():
+def test_image_only_scan_is_rejected_with_a_reason_when_ocr_is_off():
     scan = next(p for p in shared_pdfs() if p.name == SCAN)
     with pytest.raises(ExtractionError) as info:
-        extract_pdf(scan.read_bytes())
+        extract_pdf(scan.read_bytes(), ocr="off")  # with OCR (auto) it is read: tests/test_ocr.py
     assert info.value.kind == "image_only_pdf"
-    assert "image-only" in str(info.value) and "22 pages" in str(info.value)
+    assert "image-only" in str(info.value) and "22 pages" in str(info.value) and "SCIQAG_OCR=off" in str(info.value)
 
 
 def test_running_headers_and_page_numbers_are_removed():

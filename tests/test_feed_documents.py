@@ -317,3 +317,59 @@ def test_every_rss_and_atom_document_reads_as_feedparser_expects():
     assert not failures, "\n".join(f"{n}: {w}" for n, w in failures[:30]) + f"\n({len(failures)} in all)"
     assert (len(files), read, entries) == (793, 792, 55)
     assert expectations >= 780 and titles == entries, (expectations, titles)
+
+
+# -- `sciqag feed --once` over real documents, into the real broker ------------------------------------------
+
+REAL_SOURCES = [  # name, kind, served path, extra settings
+    ("arxiv", "arxiv", "arxiv/lukasschwab__tests__fixtures__q_testing_s0_m10_bc5a6c384fe9.xml", "page_size = 10"),
+    ("atom-toc", "atom", "rss/kurtmckee__docs__examples__examples__atom10.xml", ""),
+    ("rss-ill-formed", "rss", "rss/kurtmckee__tests__illformed__rss_item_link_corrupted_ampersands.xml", ""),
+    ("repository", "oai-pmh", "oai/infrae__src__oaipmh__tests__fake2__00002.xml", ""),
+    ("crossref", "crossref", "crossref/sckott__test__cassettes__test-funders__test_funders_filter_works.yaml_0.json", ""),
+    ("crossref-members", "crossref", "crossref/sckott__test__cassettes__test-members__test_members.yaml_0.json", ""),
+]
+
+
+def test_feed_cli_reads_real_documents_into_the_broker(tmp_path):
+    import asyncio
+    import subprocess
+
+    from processors.ingest.publish import bootstrap_servers
+    from processors.local.broker import tansu_broker
+    from schemas import DeadLetter, PaperSubmitted, decode
+    from schemas import topics as T
+
+    from . import feed_server as fs
+    from .conftest import sciqag_exe
+    from .test_feeds import _read_topic
+
+    server_state = fs.FeedServer()
+    server = fs.start_feed_server(server_state)
+    config = tmp_path / "feeds.toml"
+    config.write_text(f'state_dir = "{tmp_path / "state"}"\nallow_hosts = ["127.0.0.1"]\n' + "".join(
+        f'\n[[source]]\nname = "{name}"\nkind = "{kind}"\nurl = "{server_state.url("/real/" + path)}"\n'
+        f"min_request_interval_s = 0\nretries = 0\nmax_pages = 1\n{extra}\n" for name, kind, path, extra in REAL_SOURCES))
+    try:
+        with tansu_broker() as broker:
+            run = subprocess.run([sciqag_exe(), "feed", "--once", "--config", str(config), "--broker", broker,
+                                  "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, timeout=300)
+            assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+            rows = {line.split()[0]: line for line in run.stdout.splitlines()[1:]}
+            counts = {name: tuple(int(x) for x in row.split()[2:7]) for name, row in rows.items()}
+            # pages, entries, new, duplicates, dead-lettered
+            assert counts == {"arxiv": (1, 10, 10, 0, 0), "atom-toc": (1, 1, 0, 0, 1), "rss-ill-formed": (1, 1, 0, 0, 1),
+                              "repository": (1, 79, 0, 0, 79), "crossref": (1, 20, 18, 0, 2),
+                              "crossref-members": (1, 0, 0, 0, 0)}, run.stdout
+            assert "recovered_malformed_feed" in rows["rss-ill-formed"] and "not_a_works_listing" in rows[
+                "crossref-members"] and "warning" not in rows["arxiv"]
+            bootstrap = bootstrap_servers(broker)
+            papers = [decode(m.value, PaperSubmitted) for m in asyncio.run(_read_topic(bootstrap, T.PAPERS))]
+            dead = [decode(m.value, DeadLetter) for m in asyncio.run(_read_topic(bootstrap, T.DLQ))]
+    finally:
+        server.shutdown()
+    assert len(papers) == 28 and len(dead) == 83 and len({p.paper_id for p in papers} | {d.paper_id for d in dead}) == 111
+    titles = {p.title for p in papers}
+    assert any(t.startswith("Encapsulation of the [Ru(bpy)3]2+ luminophore") for t in titles), titles
+    assert all("<" not in t and "\n" not in t for t in titles)
+    assert {d.error_kind for d in dead} == {"no_pdf_link"}

@@ -139,7 +139,8 @@ def test_an_external_dtd_is_never_loaded(tmp_path):
     (parse_crossref, b"\xff\xfe{", "unreadable_encoding"),
     (parse_crossref, b"[1, 2]", "malformed_feed"),
     (parse_crossref, b'{"status": "ok", "message": []}', "malformed_feed"),
-    (parse_crossref, b'{"status": "ok", "message-type": "work-list", "message": {"items": {"a": 1}}}', "malformed_feed"),
+    (parse_crossref, b'{"status": "ok", "message-type": "work-list", "message": {"items": {"a": 1}}}',
+     "malformed_feed"),
     (parse_crossref, b'{"status": "failed", "message": {"x": 1}}', "feed_api_error"),
     (parse_crossref, b'{"status": "ok", "message-type": "prefix", "message": {"name": "x"}}', "malformed_feed"),
 ])
@@ -161,13 +162,15 @@ def test_rss_never_raises_anything_but_a_feed_format_error():
 def test_odd_crossref_items_are_skipped_with_a_warning():
     body = (b'{"status": "ok", "message-type": "work-list", "message": {"items": [7, {"title": ["no DOI"]}, '
             b'{"DOI": "10.5555/A", "title": ["T <i>x</i>\\n y"], "author": [{"name": "A Consortium"}, {"given": "B"}],'
-            b' "published": {"date-parts": [[2020, 1]]}, "link": [{"URL": "https://l.example/content/pdf/10.5555/a.pdf",'
+            b' "published": {"date-parts": [[2020, 1]]},'
+            b' "link": [{"URL": "https://l.example/content/pdf/10.5555/a.pdf",'
             b' "content-type": "unspecified"}]}, {"DOI": ["10.5555/b"]}, '
             b'{"DOI": "10.5555/c", "published": "2020", "author": "x", "title": 5}]}}')
     page = parse_crossref(body)
     entry, odd = page.entries
     assert entry.title == "T x y" and entry.authors == ["A Consortium", "B"] and entry.pdf_url.endswith("a.pdf")
-    assert entry.published == "2020-01" and (odd.doi, odd.title, odd.published, odd.authors) == ("10.5555/c", "", "", [])
+    assert entry.published == "2020-01"
+    assert (odd.doi, odd.title, odd.published, odd.authors) == ("10.5555/c", "", "", [])
     assert page.warnings == ["unreadable_entries: 3 items without a DOI or of an unexpected shape"]
 
 
@@ -214,7 +217,8 @@ def test_the_ingester_counts_warnings_and_refetches_what_it_could_not_read_whole
             f'[[source]]\nname = "{n}"\nkind = "{k}"\nurl = "{server_state.url(u)}"\nmin_request_interval_s = 0\n'
             "retries = 0\n" for n, k, u in (
                 ("recovered", "rss", real), ("clean", "atom", clean),
-                ("members", "crossref", "/real/crossref/sckott__test__cassettes__test-members__test_members.yaml_0.json"),
+                ("members", "crossref",
+                 "/real/crossref/sckott__test__cassettes__test-members__test_members.yaml_0.json"),
             )))
         config = load_config(cfg, tmp_path)
         before = {n: _warnings(n, k) for n, k in (("recovered", "recovered_malformed_feed"),

@@ -261,9 +261,9 @@ class FeedIngester:
                 if resp.status == 304:
                     return None
                 if resp.status == 200:
-                    if conditional:
+                    if conditional:  # (RSS/Atom: its charset, for feedparser)
                         self._validators[url] = (resp.headers.get("etag", ""), resp.headers.get("last-modified", ""))
-                    self._content_types[url] = resp.headers.get("content-type", "")
+                        self._content_types[url] = resp.headers.get("content-type", "")
                     return resp.body
                 kind = "http_5xx" if resp.status >= 500 else "http_429" if resp.status == 429 else "http_error"
                 error = FetchFailed(kind=kind, message=f"GET {url} answered {resp.status}")

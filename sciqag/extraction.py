@@ -23,7 +23,7 @@ import pymupdf
 
 from . import ocr as _ocr
 from .errors import ExtractionError
-from .language import by_script, detect_language, tesseract_languages
+from .language import detect_language, tesseract_languages
 from .text_quality import PageQuality, apply_repair, assess, repair_mojibake
 
 EXTRACTOR_VERSION = "pymupdf-clean-2-ocr"
@@ -381,7 +381,7 @@ def extract_pdf(
         text=text,
         sections=_sections(text),
         pages=page_count,
-        language=detect_language(text, default=by_script(text)),
+        language=detect_language(text),
         title=title.strip(),
         removed=dict(removed),
         page_methods=[p.method for p in pages],

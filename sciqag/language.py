@@ -11,9 +11,10 @@ from collections import Counter
 
 _CYRILLIC = re.compile(r"[\u0400-\u04FF]")
 _LATIN = re.compile(r"[A-Za-z]")
+_LETTERS = re.compile(r"[^\W\d_]")
 _NOISE = re.compile(r"https?://\S+|\S+@\S+|[\d\W_]+(?=\s)")
-SAMPLE_CHARS = 1500
-SAMPLES = 5
+SAMPLE_CHARS = 1200
+SAMPLES = 3
 TESSERACT_CODES = {"en": "eng", "ru": "rus", "de": "deu", "fr": "fra", "es": "spa", "it": "ita", "pt": "por",
                    "uk": "ukr", "pl": "pol", "nl": "nld", "cs": "ces", "bg": "bul", "sr": "srp", "tr": "tur",
                    "zh": "chi_sim", "ja": "jpn", "ko": "kor"}
@@ -34,11 +35,10 @@ def by_script(text: str) -> str:
     return "ru" if cyr > 0 and cyr > 0.3 * (cyr + lat) else "en"
 
 
-def detect_language(text: str, *, default: str = "en") -> str:
-    """ISO 639-1 code of the text's language (`default` when there is too little text to tell)."""
-    letters = sum(ch.isalpha() for ch in text[:50_000])
-    if letters < 20:
-        return default
+def detect_language(text: str, *, default: str = "") -> str:
+    """ISO 639-1 code of the text's language (with too little text to tell: `default`, else the script rule)."""
+    if len(_LETTERS.findall(text[:2000])) < 20:
+        return default or by_script(text)
     identifier = _identifier()
     if identifier is None:
         return by_script(text)

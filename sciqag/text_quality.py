@@ -18,11 +18,12 @@ case is re-encoded here (Latin-1/cp1252 -> the Cyrillic code page) and kept only
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
 _RUN = re.compile(r"[^\W\d_]+")  # letter runs
-_LATIN1_LETTER = re.compile(r"[\u00c0-\u00ff]")
+_LATIN1_LETTER = re.compile(r"[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff]")
 _BAD_CHARS = re.compile(r"[\ufffd\ue000-\uf8ff\x00-\x08\x0b\x0c\x0e-\x1f]")
 _UTF8_AS_CP1252 = re.compile(r"[\u00c2-\u00f4][\u0080-\u00bf\u0152-\u0178\u2013-\u203a\u20ac\u2122\u02c6\u02dc]|â€")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
@@ -36,6 +37,7 @@ _SINGLE_WORDS = "aAIоОвВсСкКуУиИяЯàáéóèúy"
 _BROKEN = re.compile(rf"(?<![\w.\-])(?:[^\W\d_a-zа-я{_SINGLE_WORDS}](?= [a-zа-я]{{2,}})|"
                      rf"(?<=[a-zа-я]{{2}} )[^\W\d_{_SINGLE_WORDS}](?![\w.\-]))")
 
+SAMPLE_CHARS = 1600  # a longer page is judged on its middle 1600 characters (the check runs on every page)
 MIN_LETTERS = 40  # below this a page is "empty": too little to judge
 WORD_SHARE_OK = 0.62  # share of letter runs that are word-like, below it the page is "garbage"
 MOJIBAKE_SHARE = 0.35  # share of letters that are Latin-1 accented letters
@@ -45,7 +47,7 @@ BROKEN_SPACING_SHARE = 0.15  # share of runs that are stray single letters or cu
 
 @dataclass(frozen=True)
 class PageQuality:
-    letters: int
+    letters: int  # of the sample judged
     runs: int
     word_share: float
     mojibake_share: float
@@ -71,6 +73,7 @@ def _script(run: str) -> str:
     return "mixed" if cyr else "other"
 
 
+@functools.lru_cache(maxsize=1 << 16)  # words repeat: a cache hit costs a fraction of the check
 def _word_like(run: str) -> bool:
     if len(run) < 2 or len(run) > 30:
         return False
@@ -85,8 +88,11 @@ def _word_like(run: str) -> bool:
 
 
 def assess(text: str) -> PageQuality:
+    if len(text) > SAMPLE_CHARS:
+        middle = len(text) // 2
+        text = text[middle - SAMPLE_CHARS // 2: middle + SAMPLE_CHARS // 2]
     runs = _RUN.findall(text)
-    letters = sum(len(r) for r in runs)
+    letters = sum(map(len, runs))
     nonspace = len(text) - text.count(" ") - text.count("\n")
     bad = len(_BAD_CHARS.findall(text))
     bad_share = bad / nonspace if nonspace else 0.0

@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/python -m processors.demo --out $(DEMO_DIR)/papers
+	$(BIN)/python -m processors.local.samples --out $(DEMO_DIR)/papers
 	$(BIN)/sciqag run $(DEMO_DIR)/papers $(if $(DEMO_SHARED),$(SHARED_PDFS)/*.pdf) --data-dir $(DEMO_DIR) \
 		--summary-json $(DEMO_DIR)/summary.json
 	$(BIN)/sciqag export --data-dir $(DEMO_DIR) --out $(DEMO_DIR)/qa.jsonl

@@ -98,7 +98,7 @@ class ReplayEngine:
 @contextlib.contextmanager
 def llm_replaced(factory):
     """Swap the pipeline's LLM backend for `factory(settings, model_dir)` (an async context manager)."""
-    import processors.app as app_module
+    import processors.pipeline.app as app_module
 
     original = app_module.open_llm
     app_module.open_llm = factory
@@ -110,20 +110,20 @@ def llm_replaced(factory):
 
 def run_pipeline(paths: list[Path], settings, *, timeout_s: float = 7200) -> dict:
     """Publish the PDFs, wait until each is scored or failed; returns timings (window = first publish -> all done)."""
-    from processors.publish import record_for_file
-    from processors.runner import run_worker, wait_for_papers
-    from schemas import encode
+    from processors.ingest.publish import record_for_file
+    from processors.jobs.run import wait_for_papers
+    from processors.pipeline.worker import run_worker
+    from schemas import topics as T
 
     out: dict = {}
 
-    async def job(app, stages) -> int:
-        loop = asyncio.get_running_loop()
-        store = await loop.run_in_executor(None, stages.store)
+    async def job(worker) -> int:
+        store = await worker.store()
         records = [record_for_file(p, source_feed="bench") for p in paths]
         started, submitted = time.perf_counter(), time.time()
         for r in records:
-            await stages.topics.papers.send(key=r.paper_id.encode(), value=encode(r))
-        status, code = await wait_for_papers(stages, store, [r.paper_id for r in records], submitted=submitted,
+            await worker.send(T.PAPERS, r.paper_id, r)
+        status, code = await wait_for_papers(worker, store, [r.paper_id for r in records], submitted=submitted,
                                              started=time.monotonic(), timeout_s=timeout_s, poll_s=0.1,
                                              progress=False)
         out["end"] = time.perf_counter()
@@ -197,7 +197,7 @@ def _common_prefix(strings: list[str]) -> str:
 
 def synthetic_papers(n: int, out: Path) -> list[Path]:
     """n distinct short papers (the bundled samples with a numbered variation), rendered with PyMuPDF."""
-    from processors.samples import SAMPLES_DIR, render_pdf
+    from processors.local.samples import SAMPLES_DIR, render_pdf
 
     sources = sorted(SAMPLES_DIR.glob("*.md"))
     out.mkdir(parents=True, exist_ok=True)
@@ -230,9 +230,9 @@ def copies_of(paths: list[Path], copies: int, out: Path) -> list[Path]:
 
 def run(*, model: str = "", sizes=(10, 100, 1000), pairs: int = 10, mcq: int = 4, max_model_len: int = 8192,
         max_context_tokens: int = 0, copies: int = 1) -> list[Row]:
-    from processors.app import engine_options
-    from processors.embedded import free_port
-    from processors.models import prepare_bundled_model
+    from processors.llm import engine_options
+    from processors.local.broker import free_port
+    from processors.local.model import prepare_bundled_model
     from processors.settings import Settings
 
     model_dir = model or str(prepare_bundled_model())

@@ -15,6 +15,12 @@ def _env(name: str, default: str = "") -> str:
     return os.environ.get(f"SCIQAG_{name}", default)
 
 
+def _cache_dir() -> Path:
+    base = _env("CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
+                                             "sciqag")
+    return Path(base)
+
+
 def _secret(name: str) -> str:
     """A secret from SCIQAG_<NAME>, or from the file named by SCIQAG_<NAME>_FILE."""
     path = _env(f"{name}_FILE")
@@ -35,6 +41,7 @@ def redact_url(url: str) -> str:
 @dataclass
 class Settings:
     data_dir: Path = field(default_factory=lambda: Path(_env("DATA_DIR", ".sciqag")))
+    cache_dir: Path = field(default_factory=_cache_dir)  # the converted bundled model
     # broker
     broker_url: str = field(default_factory=lambda: _env("BROKER_URL"))  # kafka://host:9092[;host2:9092]; empty: embedded Tansu
     topic_partitions: int = field(default_factory=lambda: int(_env("TOPIC_PARTITIONS", "4")))
@@ -96,7 +103,12 @@ class Settings:
     # the sink's batches: at most this many records, or what arrived within sink_batch_seconds of the first
     sink_batch_rows: int = field(default_factory=lambda: int(_env("SINK_BATCH_ROWS", "5000")))
     sink_batch_seconds: float = field(default_factory=lambda: float(_env("SINK_BATCH_SECONDS", "1.0")))
-    log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "WARNING"))
+    # empty: each command's own default (WARNING for jobs, INFO for the long-running worker and feed)
+    log_level: str = field(default_factory=lambda: _env("LOG_LEVEL"))
+    # fault injection for the crash tests: the sink SIGKILLs its worker after this many stored batches, i.e. after
+    # the insert and before the offsets are committed; 0 (the default) never
+    fault_kill_after_sink_batches: int = field(default_factory=lambda: int(_env("FAULT_KILL_AFTER_SINK_BATCHES", "0")
+                                                                           or 0))
 
     def __repr__(self) -> str:  # secrets are repr=False; a DSN may carry a password of its own
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
@@ -106,6 +118,10 @@ class Settings:
     def with_overrides(self, **values) -> "Settings":
         known = {f.name for f in fields(self)}
         return replace(self, **{k: v for k, v in values.items() if k in known and v is not None})
+
+    def log_level_or(self, default: str) -> str:
+        """The log level set by SCIQAG_LOG_LEVEL or --log-level, else the command's default."""
+        return (self.log_level or default).upper()
 
     @property
     def embedded_broker(self) -> bool:

@@ -12,13 +12,8 @@ from urllib.parse import unquote, urljoin, urlparse
 
 from schemas import PaperSubmitted
 
+from .errors import SourceError
 from .settings import Settings
-
-
-class SourceError(Exception):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 def path_from_uri(uri: str) -> Path:
@@ -27,7 +22,7 @@ def path_from_uri(uri: str) -> Path:
         return Path(unquote(parsed.path))
     if parsed.scheme == "":
         return Path(uri)
-    raise SourceError("unsupported_uri", f"not a file location: {uri}")
+    raise SourceError(kind="unsupported_uri", message=f"not a file location: {uri}")
 
 
 def _inside(path: Path, roots: list[str]) -> bool:
@@ -39,18 +34,18 @@ def read_file(uri: str, settings: Settings) -> bytes:
     path = path_from_uri(uri)
     roots = settings.file_roots or [os.getcwd()]
     if not _inside(path, roots):
-        raise SourceError("file_outside_roots", f"{path} is outside the allowed file roots ({', '.join(roots)})")
+        raise SourceError(kind="file_outside_roots", message=f"{path} is outside the allowed file roots ({', '.join(roots)})")
     try:
         size = path.stat().st_size
         if size > settings.max_pdf_bytes:
-            raise SourceError("too_large", f"{path} is {size} bytes, over the limit of {settings.max_pdf_bytes}")
+            raise SourceError(kind="too_large", message=f"{path} is {size} bytes, over the limit of {settings.max_pdf_bytes}")
         return path.read_bytes()
     except FileNotFoundError as exc:
-        raise SourceError("file_not_found", f"no such file: {path}") from exc
+        raise SourceError(kind="file_not_found", message=f"no such file: {path}") from exc
     except IsADirectoryError as exc:
-        raise SourceError("not_a_file", f"{path} is a directory") from exc
+        raise SourceError(kind="not_a_file", message=f"{path} is a directory") from exc
     except PermissionError as exc:
-        raise SourceError("file_unreadable", f"cannot read {path}: permission denied") from exc
+        raise SourceError(kind="file_unreadable", message=f"cannot read {path}: permission denied") from exc
 
 
 def _public_host(host: str) -> bool:
@@ -77,10 +72,10 @@ async def check_host(url: str, allowed_hosts: frozenset[str] | set[str]) -> None
     """SSRF rule: http(s) only, and to public addresses unless the host is explicitly allowed."""
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https"):
-        raise SourceError("unsupported_uri", f"only http(s) URLs are fetched: {url}")
+        raise SourceError(kind="unsupported_uri", message=f"only http(s) URLs are fetched: {url}")
     host = parsed.hostname or ""
     if host not in allowed_hosts and not await asyncio.to_thread(_public_host, host):
-        raise SourceError("host_not_allowed", f"{host} resolves to a private, loopback or link-local address "
+        raise SourceError(kind="host_not_allowed", message=f"{host} resolves to a private, loopback or link-local address "
                                               "(allow it with SCIQAG_ALLOWED_HOSTS or a feed's allow_hosts)")
 
 
@@ -104,13 +99,13 @@ async def http_get(url: str, *, allowed_hosts: frozenset[str] | set[str], timeou
                 async for chunk in resp.content.iter_chunked(65536):
                     body += chunk
                     if len(body) > max_bytes:
-                        raise SourceError("too_large", f"{url} is over the limit of {max_bytes} bytes")
+                        raise SourceError(kind="too_large", message=f"{url} is over the limit of {max_bytes} bytes")
                 return HttpResponse(url, resp.status, {k.lower(): v for k, v in resp.headers.items()}, bytes(body))
-        raise SourceError("too_many_redirects", f"more than {max_redirects} redirects from {url}")
+        raise SourceError(kind="too_many_redirects", message=f"more than {max_redirects} redirects from {url}")
     except asyncio.TimeoutError as exc:
-        raise SourceError("fetch_timeout", f"GET {url} took longer than {timeout_s:.0f} s") from exc
+        raise SourceError(kind="fetch_timeout", message=f"GET {url} took longer than {timeout_s:.0f} s") from exc
     except aiohttp.ClientError as exc:
-        raise SourceError("fetch_failed", f"GET {url} failed: {exc}") from exc
+        raise SourceError(kind="fetch_failed", message=f"GET {url} failed: {exc}") from exc
     finally:
         if own:
             await session.close()
@@ -120,20 +115,20 @@ async def fetch_http(uri: str, settings: Settings) -> bytes:
     resp = await http_get(uri, allowed_hosts=frozenset(settings.allowed_hosts), timeout_s=settings.fetch_timeout_s,
                           max_bytes=settings.max_pdf_bytes)
     if resp.status != 200:
-        raise SourceError("http_error", f"GET {uri} answered {resp.status}")
+        raise SourceError(kind="http_error", message=f"GET {uri} answered {resp.status}")
     return resp.body
 
 
 async def load_pdf(paper: PaperSubmitted, settings: Settings) -> bytes:
     if paper.pdf_bytes is not None:
         if len(paper.pdf_bytes) > settings.max_inline_bytes:
-            raise SourceError("too_large", f"inline PDF of {len(paper.pdf_bytes)} bytes is over {settings.max_inline_bytes}")
+            raise SourceError(kind="too_large", message=f"inline PDF of {len(paper.pdf_bytes)} bytes is over {settings.max_inline_bytes}")
         return paper.pdf_bytes
     if not paper.pdf_uri:
-        raise SourceError("no_pdf", "the record has neither pdf_uri nor pdf_bytes")
+        raise SourceError(kind="no_pdf", message="the record has neither pdf_uri nor pdf_bytes")
     scheme = urlparse(paper.pdf_uri).scheme
     if scheme in ("http", "https"):
         return await fetch_http(paper.pdf_uri, settings)
     if scheme in ("file", ""):
         return await asyncio.to_thread(read_file, paper.pdf_uri, settings)
-    raise SourceError("unsupported_uri", f"unsupported PDF location scheme {scheme!r}: {paper.pdf_uri}")
+    raise SourceError(kind="unsupported_uri", message=f"unsupported PDF location scheme {scheme!r}: {paper.pdf_uri}")

@@ -1,17 +1,20 @@
-"""ClickHouse access through clickhouse-connect: chDB in-process by default, a server over HTTP when configured.
+"""ClickHouse access through clickhouse-connect: chDB in-process by default, a server over HTTP when configured;
+and the rows of each table, built from the records by column name.
 
 clickhouse-connect is synchronous; the agents call it through `run_in_executor`,
 and a lock keeps the chDB session single-threaded.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import msgspec
 
+from schemas import RACAR_DIMENSIONS, DeadLetter, PaperQuality, QAScored
 from schemas.ddl import (
     DLQ_TABLE,
     PAPERS_TABLE,
@@ -22,6 +25,7 @@ from schemas.ddl import (
     ddl,
 )
 
+from .errors import StoreError
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,8 +38,60 @@ DLQ_COLUMNS = column_names(DLQ_TABLE)
 _encode_json = msgspec.json.Encoder().encode
 
 
-class StoreError(Exception):
-    """ClickHouse could not be reached or refused a statement."""
+# -- rows, by column name: a column added to schemas/ddl.py cannot shift the others ---------------------------------
+
+def qa_row(r: QAScored) -> dict[str, Any]:
+    """The qa_pairs row of a scored pair (the sink's fallback path; ClickHouse builds the same from the JSON record,
+    schemas/ddl.py _QA_FROM_JSON)."""
+    p = r.paper
+    return {
+        "paper_id": p.paper_id, "qa_id": r.qa_id, "kind": r.kind, "pair_index": r.pair_index, "doi": p.doi,
+        "title": p.title, "journal": p.journal, "categories": list(p.categories), "source_uri": p.source_uri,
+        "language": r.language, "keywords": list(r.keywords), "question": r.question, "answer": r.answer,
+        **{d: getattr(r.racar, d).score for d in RACAR_DIMENSIONS},
+        "reasons": {d: getattr(r.racar, d).reason for d in RACAR_DIMENSIONS},
+        "numeric_support": r.numeric_support, "accepted": r.accepted, "generator_model": r.generator_model,
+        "judge_model": r.judge_model, "prompt_version": r.prompt_version,
+        "judge_prompt_version": r.judge_prompt_version, "scored_at": r.scored_at, "inserted_at": now(),
+        "options": list(r.options), "correct_option": r.correct_option, "single_correct": r.single_correct,
+    }
+
+
+def paper_row_scored(r: QAScored) -> dict[str, Any]:
+    """The papers row of a paper whose last pair `r` is."""
+    p = r.paper
+    q = r.paper_quality or PaperQuality()
+    return {
+        "paper_id": p.paper_id, "doi": p.doi, "title": p.title, "journal": p.journal,
+        "categories": list(p.categories), "source_uri": p.source_uri, "source_feed": p.source_feed,
+        "language": r.language, "status": "scored", "stage": "sink", "error_kind": "", "error_message": "",
+        "keywords": list(r.keywords), "qa_pairs": r.pair_count, "context_strategy": r.context_strategy,
+        "updated_at": now(), "q_similarity_mean": q.q_similarity_mean, "q_share_below_0_3": q.q_share_below_0_3,
+        "q_pairs_over_0_7": q.q_pairs_over_0_7, "coverage": q.coverage, "prefilter_dropped": dict(q.prefilter_dropped),
+    }
+
+
+def paper_row_failed(d: DeadLetter) -> dict[str, Any]:
+    """The papers row of a paper a dead letter failed (the columns not named keep their defaults)."""
+    return {"paper_id": d.paper_id, "source_uri": d.source_uri, "status": "failed", "stage": d.stage,
+            "error_kind": d.error_kind, "error_message": d.message, "updated_at": now()}
+
+
+def dlq_row(d: DeadLetter) -> dict[str, Any]:
+    return {name: getattr(d, name) for name in DLQ_COLUMNS}
+
+
+def _values(row: dict[str, Any], columns: list[str], table: str) -> list:
+    unknown = row.keys() - set(columns)
+    if unknown:
+        raise KeyError(f"{table} has no columns {sorted(unknown)}")
+    return [row.get(name, _COLUMN_DEFAULTS.get(name)) for name in columns]
+
+
+# what a row leaves out gets the column's ClickHouse default; Python needs it spelled out for the list inserts
+_COLUMN_DEFAULTS: dict[str, Any] = {"categories": [], "keywords": [], "qa_pairs": 0, "q_pairs_over_0_7": 0,
+                                    "prefilter_dropped": {}, "doi": "", "title": "", "journal": "", "source_feed": "",
+                                    "language": "", "context_strategy": ""}
 
 
 def connect(settings: Settings):
@@ -84,44 +140,45 @@ class Store:
                 raise StoreError(f"ClickHouse query failed: {exc}") from exc
         return [dict(zip(result.column_names, row)) for row in result.result_rows]
 
-    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: list[str]) -> None:
+    def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert rows given as {column: value}; a column left out gets its default."""
         if not rows:
             return
+        columns = column_names(table)
+        values = [_values(row, columns, table) for row in rows]
         with self._lock:
             try:
-                self._client.insert(table, list(rows), column_names=columns, database=self.database)
+                self._client.insert(table, values, column_names=columns, database=self.database)
             except Exception as exc:
                 raise StoreError(f"insert of {len(rows)} rows into {table} failed: {exc}") from exc
 
+    def insert_json(self, table: str, lines: Sequence[bytes]) -> None:
+        """Insert JSON objects, one a line; ClickHouse parses them (JSON_INPUT_SETTINGS)."""
+        if not lines:
+            return
+        with self._lock:
+            try:
+                self._client.raw_insert(f"`{self.database}`.{table}", None, insert_block=b"\n".join(lines),
+                                        fmt="JSONEachRow", settings=JSON_INPUT_SETTINGS)
+            except Exception as exc:
+                raise StoreError(f"insert of {len(lines)} JSON rows into {table} failed: {exc}") from exc
+
     def insert_qa_json(self, records: Sequence[bytes]) -> None:
         """Insert QAScored records as they are on the topic (JSON); ClickHouse parses them into qa_pairs rows."""
-        if not records:
-            return
-        with self._lock:
-            try:
-                self._client.raw_insert(f"`{self.database}`.{QA_JSON_TABLE}", None, insert_block=b"\n".join(records),
-                                        fmt="JSONEachRow", settings=JSON_INPUT_SETTINGS)
-            except Exception as exc:
-                raise StoreError(f"insert of {len(records)} JSON records into {QA_JSON_TABLE} failed: {exc}") from exc
+        self.insert_json(QA_JSON_TABLE, records)
 
-    def insert_papers(self, rows: Sequence[Sequence[Any]]) -> None:
+    def insert_papers(self, rows: Sequence[dict[str, Any]]) -> None:
         """Papers rows go in as JSON: clickhouse-connect's conversion of these Map/Array/Nullable rows in Python
         cost the sink as much as the insert of ten times as many pairs (benchmarks/sink.py)."""
-        if not rows:
-            return
-        lines = [_encode_json(dict(zip(PAPER_COLUMNS, row))) for row in rows]
-        with self._lock:
-            try:
-                self._client.raw_insert(f"`{self.database}`.{PAPERS_TABLE}", None, insert_block=b"\n".join(lines),
-                                        fmt="JSONEachRow", settings=JSON_INPUT_SETTINGS)
-            except Exception as exc:
-                raise StoreError(f"insert of {len(rows)} rows into {PAPERS_TABLE} failed: {exc}") from exc
+        for row in rows:
+            _values(row, PAPER_COLUMNS, PAPERS_TABLE)  # the same check of the column names as insert()
+        self.insert_json(PAPERS_TABLE, [_encode_json(row) for row in rows])
 
-    def insert_qa(self, rows: Sequence[Sequence[Any]]) -> None:
-        self.insert(QA_TABLE, rows, QA_COLUMNS)
+    def insert_qa(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.insert(QA_TABLE, rows)
 
-    def insert_dead_letters(self, rows: Sequence[Sequence[Any]]) -> None:
-        self.insert(DLQ_TABLE, rows, DLQ_COLUMNS)
+    def insert_dead_letters(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.insert(DLQ_TABLE, rows)
 
     def prune_pairs(self, keep: dict[str, list[str]]) -> int:
         """Delete the stored pairs of these papers that are not in their keep list; returns how many.
@@ -175,6 +232,17 @@ class Store:
                 self._client.close()
             except Exception:  # closing a broken connection must not mask the real error
                 log.debug("closing ClickHouse client failed", exc_info=True)
+
+
+@contextlib.contextmanager
+def open_store(settings: Settings) -> Iterator[Store]:
+    """A store with its tables created, closed on exit (for commands that read or write once)."""
+    store = Store(settings)
+    try:
+        store.ensure_schema()
+        yield store
+    finally:
+        store.close()
 
 
 def now() -> datetime:

@@ -1,10 +1,11 @@
 """JSON encode/decode at the topic boundary, with one reused encoder and decoder per type."""
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
+from .errors import SciqagError
 from .records import RECORD_TYPES, SCHEMA_VERSION, QAScored, QAScoredCheck
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -15,12 +16,10 @@ _decoders: dict[type, msgspec.json.Decoder] = {t: msgspec.json.Decoder(t) for t 
 _RECORD_NAMES: dict[type, str] = {QAScoredCheck: QAScored.__name__}
 
 
-class RecordError(ValueError):
+class RecordError(SciqagError, ValueError):
     """A payload that is not a valid record of the expected type and version."""
 
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
+    kind = "schema_violation"
 
 
 def encode(record: msgspec.Struct) -> bytes:
@@ -31,21 +30,15 @@ def decode(payload: bytes | None, record_type: type[T]) -> T:
     """Decode and validate `payload`; raise RecordError with a kind and a readable reason."""
     name = _RECORD_NAMES.get(record_type, record_type.__name__)
     if not payload:
-        raise RecordError("empty_payload", f"empty message where a {name} was expected")
+        raise RecordError(kind="empty_payload", message=f"empty message where a {name} was expected")
     try:
         record = _decoders[record_type].decode(payload)
     except msgspec.ValidationError as exc:
-        raise RecordError("schema_violation", f"not a valid {name}: {exc}") from exc
+        raise RecordError(kind="schema_violation", message=f"not a valid {name}: {exc}") from exc
     except msgspec.DecodeError as exc:
-        raise RecordError("undecodable", f"not JSON: {exc}") from exc
+        raise RecordError(kind="undecodable", message=f"not JSON: {exc}") from exc
     version = getattr(record, "schema_version", None)
     if version != SCHEMA_VERSION:
-        raise RecordError(
-            "unsupported_schema_version",
-            f"{name} schema_version {version} is not supported (this build reads {SCHEMA_VERSION})",
+        raise RecordError(kind="unsupported_schema_version", message=f"{name} schema_version {version} is not supported (this build reads {SCHEMA_VERSION})"
         )
     return record
-
-
-def to_builtins(record: msgspec.Struct) -> Any:
-    return msgspec.to_builtins(record)

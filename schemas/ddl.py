@@ -13,8 +13,8 @@ DLQ_TABLE = "dead_letters"
 # the record, and a materialized view turns them into qa_pairs rows, so ClickHouse parses them, not Python. The
 # version is in the name: a change of the record-to-row mapping gets new objects, never a rewrite of the old
 # ones under writers that use them.
-QA_JSON_TABLE = "qa_scored_json_v1"
-QA_JSON_VIEW = "qa_scored_json_v1_to_qa_pairs"
+QA_JSON_TABLE = "qa_scored_json_v2"  # v2: judge_prompt_version
+QA_JSON_VIEW = "qa_scored_json_v2_to_qa_pairs"
 
 PAPER_COLUMNS: list[tuple[str, str]] = [
     ("paper_id", "String"),
@@ -71,6 +71,7 @@ QA_COLUMNS: list[tuple[str, str]] = [
     ("options", "Array(String)"),
     ("correct_option", "Int8"),
     ("single_correct", "Nullable(Bool)"),
+    ("judge_prompt_version", "String"),
 ]
 DLQ_COLUMNS: list[tuple[str, str]] = [
     ("stage", "LowCardinality(String)"),
@@ -107,10 +108,11 @@ QA_JSON_COLUMNS: list[tuple[str, str]] = [
     ("generator_model", "String"),
     ("judge_model", "String"),
     ("prompt_version", "String"),
+    ("judge_prompt_version", "String"),
     ("scored_at", "DateTime64(6, 'UTC') DEFAULT now64(6)"),
 ]
 _DIMENSIONS = ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness")
-# qa_pairs column -> expression over the JSON record (QA_COLUMNS order; stages.qa_row builds the same row in Python)
+# qa_pairs column -> expression over the JSON record (processors/store.py qa_row builds the same row in Python)
 _QA_FROM_JSON: dict[str, str] = {
     "paper_id": "paper.paper_id", "qa_id": "qa_id", "kind": "kind", "pair_index": "pair_index",
     "doi": "paper.doi", "title": "paper.title", "journal": "paper.journal", "categories": "paper.categories",
@@ -121,7 +123,7 @@ _QA_FROM_JSON: dict[str, str] = {
     "numeric_support": "numeric_support", "accepted": "accepted", "generator_model": "generator_model",
     "judge_model": "judge_model", "prompt_version": "prompt_version", "scored_at": "scored_at",
     "inserted_at": "now64(3)", "options": "options", "correct_option": "correct_option",
-    "single_correct": "single_correct",
+    "single_correct": "single_correct", "judge_prompt_version": "judge_prompt_version",
 }
 # how ClickHouse reads the JSON the sink inserts (records, rows): as strictly as msgspec where it can (no numbers or
 # objects taken as strings), ISO 8601 times as msgspec writes them, unknown fields skipped (newer producers add

@@ -8,11 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import EmbeddingsUnavailable
 from .resources import package_dir
-
-
-class EmbeddingsUnavailable(RuntimeError):
-    pass
 
 
 def model_dir() -> Path:

@@ -1,17 +1,7 @@
-"""One exception tree for the domain; `kind` is a short stable label used in metrics and the DLQ."""
+"""The domain's errors; the tree and its root are drawn in schemas/errors.py."""
+from schemas.errors import SciqagError
 
-
-class SciqagError(Exception):
-    kind = "error"
-
-    def __init__(self, message: str, *, kind: str | None = None) -> None:
-        super().__init__(message)
-        if kind:
-            self.kind = kind
-
-    def __reduce__(self):
-        # keep `kind` when the error crosses a process boundary (extraction runs in a process pool)
-        return (self.__class__, (str(self),), {"kind": self.kind})
+__all__ = ["EmbeddingsUnavailable", "ExtractionError", "FeedFormatError", "ModelOutputError", "SciqagError"]
 
 
 class ExtractionError(SciqagError):
@@ -22,3 +12,15 @@ class ModelOutputError(SciqagError):
     """The model's output could not be parsed or violates the expected shape."""
 
     kind = "unparseable_model_output"
+
+
+class FeedFormatError(SciqagError):
+    """A feed document that is not what its source kind promises (bad XML or JSON, an error response)."""
+
+    kind = "malformed_feed"
+
+
+class EmbeddingsUnavailable(SciqagError):
+    """sentence-transformers or the bundled embedding model is not installed."""
+
+    kind = "embeddings_unavailable"

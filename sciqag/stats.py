@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from schemas import RACAR_DIMENSIONS
 
-from .dataset import category_of
+from .splits import category_of
 
 
 def _mean(values: list[float]) -> float:

@@ -51,7 +51,7 @@ def shared_pdfs() -> list[Path]:
 
 @pytest.fixture
 def free_port() -> int:
-    from processors.embedded import free_port
+    from processors.local.broker import free_port
 
     return free_port()
 
@@ -72,8 +72,8 @@ def _no_ambient_settings(monkeypatch):
 @pytest.fixture(scope="session")
 def vllm_server(tmp_path_factory):
     """A real `vllm serve` with the bundled model, started once for the tests that use the HTTP backend."""
-    from processors.embedded import free_port, stop_process
-    from processors.models import prepare_bundled_model
+    from processors.local.broker import free_port, stop_process
+    from processors.local.model import prepare_bundled_model
 
     port = free_port()
     log_path = tmp_path_factory.mktemp("vllm") / "vllm.log"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from processors.stages import Topics
+from processors.pipeline.context import Topics
 from schemas import DimensionScore, PaperRef, QAScored, Racar
 from schemas import topics as T
 from sciqag.ids import qa_id_for
@@ -60,3 +60,8 @@ def scored_run(paper_id: str, indexes: list[int], *, announce_ids: bool = True) 
                      racar=racar, prompt_version="v-test",
                      paper_qa_ids=ids if announce_ids and seq == len(ids) - 1 else [])
             for seq, (index, qa_id) in enumerate(zip(indexes, ids))]
+
+
+async def sink_batch(pipeline, records: list) -> None:
+    """One batch through the sink as its consumer runs it: prepared, then stored."""
+    await pipeline.sink.store(await pipeline.sink.prepare(records))

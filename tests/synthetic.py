@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from processors.samples import render_pdf
+from processors.local.samples import render_pdf
 
 _MATERIALS = ["zinc oxide", "titanium dioxide", "lithium iron phosphate", "graphene oxide", "silicon carbide",
               "barium titanate", "cobalt ferrite", "tin dioxide", "bismuth vanadate", "copper indium sulfide"]

@@ -9,11 +9,12 @@ from datetime import datetime, timezone
 import pyarrow.parquet as pq
 import pytest
 
-from processors.dataset import build_dataset, read_release
-from processors.eval_open import read_test_items
-from sciqag.dataset import category_of, split_pairs
+from processors.jobs.dataset_build import build_dataset
+from processors.jobs.release_import import read_release
+from processors.jobs.eval_open import read_test_items
+from sciqag.splits import category_of, split_pairs
 from sciqag.errors import ModelOutputError
-from sciqag.open_eval import car_means, format_comparison
+from sciqag.car_results import car_means, format_comparison
 from sciqag.parsing import parse_car
 from sciqag.racar import passes
 
@@ -261,7 +262,7 @@ def test_release_through_the_real_judge_then_closed_book_eval(tmp_path, free_por
 
 
 def test_results_cut_by_an_interruption_are_repaired_before_appending(tmp_path):
-    from processors.eval_open import read_done
+    from processors.jobs.eval_open import read_done
 
     out = tmp_path / "r.jsonl"
     out.write_text('{"id": "1-a", "scores": null}\n{"id": "2-b", "scores": null}\n{"id": "3-c", "sco')

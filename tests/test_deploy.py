@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from processors.app import AGENTS
+from processors.pipeline.app import AGENTS
 from processors.settings import Settings
 from schemas.ddl import ddl_script
 from schemas.jsonschema import schema_for
@@ -126,7 +126,7 @@ def test_every_dashboard_metric_is_exported_by_a_live_worker(tmp_path, free_port
     `vllm serve` in test_http_backend.py."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from processors.embedded import tansu_broker
+    from processors.local.broker import tansu_broker
 
     with tansu_broker() as broker:
         worker = subprocess.Popen([sciqag_exe(), "worker", "--agents", "extractor,sink", "--broker", broker,

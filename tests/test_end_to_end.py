@@ -98,7 +98,7 @@ def test_real_papers_end_to_end(tmp_path, free_port):
 
 def test_bad_files_are_reported_good_papers_still_scored_and_the_results_exported(tmp_path, free_port, vllm_server):
     """The in-process engine runs in the real-papers test above; here the session's `vllm serve` saves an engine start."""
-    from processors.samples import write_sample_pdfs
+    from processors.local.samples import write_sample_pdfs
 
     inbox = tmp_path / "inbox"
     good = write_sample_pdfs(inbox)

@@ -8,7 +8,7 @@ from faust.transport.consumer import Consumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from processors.faust_commit import guard_new_offset, install
+from processors.pipeline.faust_commit import guard_new_offset, install
 
 TP0 = TP("sciqag.extracted", 0)
 

@@ -21,12 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from processors import embedded
-from processors.embedded import stop_process, tansu_broker
-from processors.publish import bootstrap_servers, record_for_file
+from processors.local import broker as embedded
+from processors.local.broker import stop_process, tansu_broker
+from processors.ingest.publish import record_for_file
+from processors.kafka import bootstrap_servers
 from processors.settings import Settings
-from processors.sink import sink_group
-from processors.store import Store, StoreError
+from processors.pipeline.sink import sink_group
+from processors.errors import StoreError
+from processors.store import Store
 from schemas import DeadLetter, QAScored, decode, encode
 from schemas import topics as T
 
@@ -458,7 +460,7 @@ def test_a_burst_of_1000_papers_keeps_the_worker_under_its_memory_bound(tmp_path
     (the LLM behind `vllm serve`, as deployed). The extractor takes the whole burst; the generator is far slower, so
     work piles up in front of it. The worker's memory must stay under the compose file's limit, and the LLM requests
     in flight under SCIQAG_MAX_IN_FLIGHT."""
-    from processors.publish import produce
+    from processors.ingest.publish import produce
 
     bound_mib = _compose_memory_limit_mib()
     max_in_flight = 4
@@ -483,7 +485,7 @@ def test_a_burst_of_1000_papers_keeps_the_worker_under_its_memory_bound(tmp_path
                 time.sleep(8)  # the group's first join
                 rss_idle = _rss_mib(worker.pid)
                 burst_at = time.monotonic()
-                asyncio.run(produce(bootstrap_servers(broker), records))
+                asyncio.run(produce(Settings(broker_url=broker), records))
                 published_in = time.monotonic() - burst_at
                 peak_rss, peak_in_flight, extracted, extracted_at = rss_idle, 0.0, 0.0, None
                 deadline = burst_at + 480

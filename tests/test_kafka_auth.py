@@ -7,8 +7,9 @@ import subprocess
 import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-from processors.app import build_app
-from processors.kafka_auth import KafkaAuthError, aiokafka_security, faust_credentials
+from processors.pipeline.app import build_app
+from processors.errors import KafkaAuthError
+from processors.kafka import aiokafka_security, faust_credentials
 from processors.settings import Settings
 
 from .conftest import sciqag_exe

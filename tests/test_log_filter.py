@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from processors.runner import RepeatFilter, quiet_repeated_kafka_logs
+from processors.logs import RepeatFilter, quiet_repeated_kafka_logs
 
 
 def _record(msg: str, *args, name: str = "aiokafka.conn", level: int = logging.ERROR) -> logging.LogRecord:
@@ -45,7 +45,7 @@ def test_every_aiokafka_logger_gets_the_filter_once():
 
 def test_the_filter_needs_no_earlier_import_of_aiokafka():
     """`sciqag feed` installs it before its producer exists: the loggers are created by the function itself."""
-    code = ("import logging, sys; from processors.runner import RepeatFilter, quiet_repeated_kafka_logs; "
+    code = ("import logging, sys; from processors.logs import RepeatFilter, quiet_repeated_kafka_logs; "
             "assert 'aiokafka' not in sys.modules; quiet_repeated_kafka_logs(); "
             "print(any(isinstance(f, RepeatFilter) for f in logging.getLogger('aiokafka.conn').filters))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

@@ -18,9 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from prometheus_client import REGISTRY
 
-from processors.llm import LLMError, LLMResult
+from processors.errors import LLMError
+from processors.llm import LLMResult
 from processors.settings import Settings
-from processors.stages import LLM_ATTEMPTS, EngineHolder, Stages, Topics
+from processors.pipeline.app import Pipeline
+from processors.pipeline.context import LLM_ATTEMPTS, EngineHolder, Topics
 from schemas import (
     DeadLetter,
     PaperExtracted,
@@ -62,14 +64,14 @@ class ScriptedEngine:
         return LLMResult(text=out, prompt_tokens=100, generated_tokens=20, finish_reason="stop")
 
 
-def _stages(tmp_path, engine=None, **overrides) -> tuple[Stages, Topics]:
+def _stages(tmp_path, engine=None, **overrides) -> tuple[Pipeline, Topics]:
     settings = Settings(**{"data_dir": tmp_path, "file_roots": [str(tmp_path)], "quality_metrics": False,
                            "mcq_per_paper": 0, "pairs_per_paper": 2, "keywords_per_paper": 2, "max_pages": 20,
                            "max_pdf_bytes": 200_000, "max_inline_bytes": 150_000, **overrides})
     holder = EngineHolder()
     holder.set(engine)
     topics = stage_topics()
-    return Stages(settings, topics, holder), topics
+    return Pipeline.create(settings, topics, holder), topics
 
 
 def _dlq_total() -> float:
@@ -177,10 +179,10 @@ def test_every_poison_input_gives_one_dead_letter_and_the_extractor_keeps_going(
         try:
             for offset, (name, value, _) in enumerate(corpus):
                 before = len(topics.dlq.sent)
-                await stages.extract(Event(value, Message(T.PAPERS, 0, offset, f"key-{name}".encode())))
+                await stages.extractor.handle(Event(value, Message(T.PAPERS, 0, offset, f"key-{name}".encode())))
                 results.append((name, [decode(v, DeadLetter) for _, v in topics.dlq.sent[before:]]))
             # the partition keeps moving: a good paper after the whole corpus
-            await stages.extract(Event(_record("good", pdf_bytes=GOOD), Message(T.PAPERS, 0, len(corpus), b"good")))
+            await stages.extractor.handle(Event(_record("good", pdf_bytes=GOOD), Message(T.PAPERS, 0, len(corpus), b"good")))
         finally:
             stages.close()
         return results
@@ -210,9 +212,9 @@ def test_a_pdf_that_takes_too_long_is_dead_lettered_and_the_next_one_extracts(tm
 
     async def run() -> None:
         try:
-            await stages.extract(Event(_record("slow", pdf_bytes=slow), Message(T.PAPERS, 0, 0, b"slow")))
+            await stages.extractor.handle(Event(_record("slow", pdf_bytes=slow), Message(T.PAPERS, 0, 0, b"slow")))
             stages.settings.extract_timeout_s = 60
-            await stages.extract(Event(_record("good", pdf_bytes=GOOD), Message(T.PAPERS, 0, 1, b"good")))
+            await stages.extractor.handle(Event(_record("good", pdf_bytes=GOOD), Message(T.PAPERS, 0, 1, b"good")))
         finally:
             stages.close()
 
@@ -276,7 +278,7 @@ def test_bad_model_output_is_retried_then_dead_lettered_and_the_stage_goes_on(tm
     attempts = LLM_ATTEMPTS * (1 if stage == "generator" else pairs)
     engine = ScriptedEngine(outputs * attempts + [good])
     stages, topics = _stages(tmp_path, engine)
-    run_stage = stages.generate if stage == "generator" else stages.judge
+    run_stage = stages.generator.handle if stage == "generator" else stages.judge.handle
     source = T.EXTRACTED if stage == "generator" else T.GENERATED
     make = _extracted if stage == "generator" else (lambda pid: _generated(pid, pairs))
 
@@ -336,7 +338,7 @@ class GenerationAndMcqEngine:
 def test_the_multiple_choice_request_runs_beside_the_open_pairs_request(tmp_path):
     engine = GenerationAndMcqEngine(gen=[GOOD_GENERATION], mcq=[GOOD_MCQ])
     stages, topics = _stages(tmp_path, engine, mcq_per_paper=1)
-    asyncio.run(stages.generate(Event(_extracted("paper"), Message(T.EXTRACTED, 0, 0, b"paper"))))
+    asyncio.run(stages.generator.handle(Event(_extracted("paper"), Message(T.EXTRACTED, 0, 0, b"paper"))))
     assert engine.most_in_flight == 2  # one after the other would be 1
     (key, value), = topics.generated.sent
     generated = decode(value, QAGenerated)
@@ -348,7 +350,7 @@ def test_the_multiple_choice_request_runs_beside_the_open_pairs_request(tmp_path
 def test_a_paper_whose_open_pairs_fail_drops_its_multiple_choice_request(tmp_path):
     engine = GenerationAndMcqEngine(gen=[LLMError("engine overloaded")] * LLM_ATTEMPTS, mcq=[GOOD_MCQ])
     stages, topics = _stages(tmp_path, engine, mcq_per_paper=1)
-    asyncio.run(stages.generate(Event(_extracted("paper"), Message(T.EXTRACTED, 0, 0, b"paper"))))
+    asyncio.run(stages.generator.handle(Event(_extracted("paper"), Message(T.EXTRACTED, 0, 0, b"paper"))))
     dead = [decode(v, DeadLetter) for _, v in topics.dlq.sent]
     # one dead letter, the paper's; its multiple-choice request (slower than the three attempts) was cancelled
     assert [(d.paper_id, d.error_kind, d.paper_failed) for d in dead] == [("paper", "llm_error", True)]
@@ -358,7 +360,7 @@ def test_a_paper_whose_open_pairs_fail_drops_its_multiple_choice_request(tmp_pat
 def test_a_failed_multiple_choice_request_costs_the_items_not_the_paper(tmp_path):
     engine = GenerationAndMcqEngine(gen=[GOOD_GENERATION], mcq=[LLMError("request timed out after 300 s")])
     stages, topics = _stages(tmp_path, engine, mcq_per_paper=1)
-    asyncio.run(stages.generate(Event(_extracted("paper"), Message(T.EXTRACTED, 0, 0, b"paper"))))
+    asyncio.run(stages.generator.handle(Event(_extracted("paper"), Message(T.EXTRACTED, 0, 0, b"paper"))))
     dead = [decode(v, DeadLetter) for _, v in topics.dlq.sent]
     assert [(d.paper_id, d.paper_failed) for d in dead] == [("paper", False)] and "multiple-choice" in dead[0].message
     (_, value), = topics.generated.sent

@@ -10,11 +10,12 @@ import asyncio
 from prometheus_client import REGISTRY
 
 from processors.settings import Settings
-from processors.stages import EngineHolder, Stages
+from processors.pipeline.app import Pipeline
+from processors.pipeline.context import EngineHolder
 from schemas import DeadLetter, PaperRef, encode
 from schemas import topics as T
 
-from .stage_harness import Record, scored_run, stage_topics
+from .stage_harness import Record, scored_run, sink_batch, stage_topics
 
 
 def _pruned_total() -> float:
@@ -24,7 +25,7 @@ def _pruned_total() -> float:
 class Sink:
     def __init__(self, tmp_path) -> None:
         settings = Settings(data_dir=tmp_path, quality_metrics=False)
-        self.stages = Stages(settings, stage_topics(), EngineHolder())
+        self.stages = Pipeline.create(settings, stage_topics(), EngineHolder())
         self.offset = 0
 
     def batch(self, *records) -> None:
@@ -33,10 +34,10 @@ class Sink:
             topic, key = (T.DLQ, record.paper_id) if isinstance(record, DeadLetter) else (T.SCORED, record.paper.paper_id)
             batch.append(Record(topic, 0, self.offset, key.encode(), encode(record)))
             self.offset += 1
-        asyncio.run(self.stages.sink(batch))
+        asyncio.run(sink_batch(self.stages, batch))
 
     def stored(self) -> dict[str, tuple[str, int, list[int]]]:
-        store = self.stages.store()
+        store = self.stages.context.store()
         papers = {r["paper_id"]: r for r in store.papers()}
         pairs: dict[str, list[int]] = {}
         for row in store.qa_rows():

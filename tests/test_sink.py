@@ -8,15 +8,17 @@ import asyncio
 import msgspec
 import pytest
 
-from processors.embedded import stop_process
+from processors.local.broker import stop_process
 from processors.settings import Settings
-from processors.stages import EngineHolder, Stages, qa_row
+from processors.pipeline.app import Pipeline
+from processors.pipeline.context import EngineHolder
+from processors.store import qa_row
 from processors.store import QA_COLUMNS, Store
 from schemas import DeadLetter, DimensionScore, PaperQuality, PaperRef, QAScored, QAScoredCheck, Racar, decode, encode
 from schemas import topics as T
 
 from .clickhouse_http import start_clickhouse_http
-from .stage_harness import Record, stage_topics
+from .stage_harness import Record, sink_batch, stage_topics
 
 DIMENSIONS = ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness")
 
@@ -60,7 +62,7 @@ def stores(request, tmp_path):
     insert's settings then travel on the URL, as to a server)."""
     server = None
     if request.param == "http":
-        from processors.embedded import free_port
+        from processors.local.broker import free_port
 
         port = free_port()
         server = start_clickhouse_http(tmp_path / "ch", port, tmp_path / "ch.log")
@@ -103,18 +105,17 @@ def test_fields_left_out_get_the_records_defaults(stores):
 
 def test_papers_rows_go_in_as_json_and_come_back_as_the_python_rows(stores):
     """insert_papers sends JSON; the rows must read back as the native insert of the same rows does."""
-    from processors.stages import _paper_row_failed, paper_row_scored
-    from processors.store import PAPER_COLUMNS, PAPERS_TABLE
+    from processors.store import PAPERS_TABLE, paper_row_failed, paper_row_scored
 
     json_store, row_store = stores
     scored = varied_records()
     scored[2].paper_quality = PaperQuality(q_similarity_mean=0.5, q_share_below_0_3=0.25, q_pairs_over_0_7=2,
                                            coverage=None, prefilter_dropped={"mentions_the_paper": 3, "пусто": 1})
     rows = [paper_row_scored(scored[2]), paper_row_scored(scored[3]),
-            _paper_row_failed(DeadLetter(stage="extractor", paper_id="p-failed", error_kind="corrupt_pdf",
+            paper_row_failed(DeadLetter(stage="extractor", paper_id="p-failed", error_kind="corrupt_pdf",
                                          message='bad "PDF"\nline two', source_uri="file:///x.pdf"))]
     json_store.insert_papers(rows)
-    row_store.insert(PAPERS_TABLE, rows, PAPER_COLUMNS)
+    row_store.insert(PAPERS_TABLE, rows)
     via_json, via_rows = json_store.papers(), row_store.papers()
     assert len(via_json) == 3 and via_json == via_rows
 
@@ -144,11 +145,11 @@ def _poisoned_batch() -> tuple[list[Record], set[str], dict[str, str]]:
 
 
 def test_a_bad_record_costs_one_dead_letter_and_the_batch_is_stored(tmp_path):
-    stages = Stages(Settings(data_dir=tmp_path, quality_metrics=False), stage_topics(), EngineHolder())
+    stages = Pipeline.create(Settings(data_dir=tmp_path, quality_metrics=False), stage_topics(), EngineHolder())
     try:
         batch, good_ids, expected_dead = _poisoned_batch()
-        asyncio.run(stages.sink(batch))
-        store = stages.store()
+        asyncio.run(sink_batch(stages, batch))
+        store = stages.context.store()
         assert {r["qa_id"] for r in store.qa_rows()} == good_ids
         dead = [decode(value, DeadLetter) for _, value in stages.topics.dlq.sent]
         assert {str(d.source_offset): d.error_kind for d in dead} == expected_dead
@@ -159,7 +160,7 @@ def test_a_bad_record_costs_one_dead_letter_and_the_batch_is_stored(tmp_path):
         # and the sink goes on: the next batch takes the fast path again
         later = QAScored(paper=PaperRef(paper_id="p-later"), qa_id="q-later", pair_index=0, sequence=0, pair_count=1,
                          question="Q?", answer="A.", racar=_racar(3, 3, 3, 3, 3))
-        asyncio.run(stages.sink([Record(T.SCORED, 0, 100, b"p-later", encode(later))]))
+        asyncio.run(sink_batch(stages, [Record(T.SCORED, 0, 100, b"p-later", encode(later))]))
         assert "q-later" in {r["qa_id"] for r in store.qa_rows()}
     finally:
         stages.close()
@@ -176,9 +177,9 @@ def test_the_consumer_batches_by_rows_and_commits_only_what_was_stored(tmp_path)
     consumer of the group reads it again; a trickle is stored within sink_batch_seconds."""
     from aiokafka import AIOKafkaProducer
 
-    from processors.embedded import tansu_broker
-    from processors.publish import bootstrap_servers
-    from processors.sink import SinkConsumer
+    from processors.local.broker import tansu_broker
+    from processors.kafka import bootstrap_servers
+    from processors.pipeline.sink import SinkConsumer
 
     async def scenario(broker: str) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker), acks="all")

@@ -3,7 +3,8 @@ import asyncio
 import pytest
 
 from processors.settings import Settings
-from processors.sources import SourceError, load_pdf
+from processors.errors import SourceError
+from processors.sources import load_pdf
 from schemas import PaperSubmitted
 
 

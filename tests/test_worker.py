@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from processors.embedded import tansu_broker
-from processors.publish import bootstrap_servers
-from processors.samples import write_sample_pdfs
+from processors.local.broker import tansu_broker
+from processors.kafka import bootstrap_servers
+from processors.local.samples import write_sample_pdfs
 from schemas import PaperExtracted, decode
 from schemas import topics as T
 
@@ -110,10 +110,13 @@ def test_worker_subset_with_publish_and_poison(tmp_path, free_port):
 def test_services_log_at_info_unless_told_otherwise(monkeypatch):
     from argparse import Namespace
 
-    from processors.cli import service_log_level
+    from processors.cli.common import settings_from
 
     monkeypatch.delenv("SCIQAG_LOG_LEVEL", raising=False)
-    assert service_log_level(Namespace(log_level=None)) == "INFO"
+    assert settings_from(Namespace(log_level=None)).log_level_or("INFO") == "INFO"
+    assert settings_from(Namespace(log_level=None)).log_level_or("WARNING") == "WARNING"  # a job's own default
     monkeypatch.setenv("SCIQAG_LOG_LEVEL", "DEBUG")  # the environment is heard (it was not, before)
-    assert service_log_level(Namespace(log_level=None)) == "DEBUG"
-    assert service_log_level(Namespace(log_level="WARNING")) == "WARNING"  # the flag wins
+    assert settings_from(Namespace(log_level=None)).log_level_or("INFO") == "DEBUG"
+    assert settings_from(Namespace(log_level="WARNING")).log_level_or("INFO") == "WARNING"  # the flag wins
+    monkeypatch.setenv("SCIQAG_LOG_LEVEL", "WARNING")  # set to the jobs' default, yet heard by the services
+    assert settings_from(Namespace(log_level=None)).log_level_or("INFO") == "WARNING"

@@ -96,7 +96,8 @@ CREATE TABLE IF NOT EXISTS `sciqag`.qa_pairs (
     inserted_at DateTime64(3, 'UTC'),
     options Array(String),
     correct_option Int8,
-    single_correct Nullable(Bool)
+    single_correct Nullable(Bool),
+    judge_prompt_version String
 ) ENGINE = ReplacingMergeTree(inserted_at) ORDER BY (paper_id, qa_id);
 
 ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS paper_id String;
@@ -157,6 +158,8 @@ ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS correct_option Int8;
 
 ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS single_correct Nullable(Bool);
 
+ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS judge_prompt_version String;
+
 CREATE TABLE IF NOT EXISTS `sciqag`.dead_letters (
     stage LowCardinality(String),
     paper_id String,
@@ -190,7 +193,7 @@ ALTER TABLE `sciqag`.dead_letters ADD COLUMN IF NOT EXISTS paper_failed Bool;
 
 ALTER TABLE `sciqag`.dead_letters ADD COLUMN IF NOT EXISTS failed_at DateTime64(3, 'UTC');
 
-CREATE TABLE IF NOT EXISTS `sciqag`.qa_scored_json_v1 (
+CREATE TABLE IF NOT EXISTS `sciqag`.qa_scored_json_v2 (
     paper Tuple(paper_id String, doi String, title String, journal String, categories Array(String), source_uri String, source_feed String),
     qa_id String,
     pair_index UInt16,
@@ -208,10 +211,11 @@ CREATE TABLE IF NOT EXISTS `sciqag`.qa_scored_json_v1 (
     generator_model String,
     judge_model String,
     prompt_version String,
+    judge_prompt_version String,
     scored_at DateTime64(6, 'UTC') DEFAULT now64(6)
 ) ENGINE = Null;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS `sciqag`.qa_scored_json_v1_to_qa_pairs TO `sciqag`.qa_pairs AS SELECT
+CREATE MATERIALIZED VIEW IF NOT EXISTS `sciqag`.qa_scored_json_v2_to_qa_pairs TO `sciqag`.qa_pairs AS SELECT
     paper.paper_id AS paper_id,
     qa_id AS qa_id,
     kind AS kind,
@@ -240,6 +244,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS `sciqag`.qa_scored_json_v1_to_qa_pairs TO
     now64(3) AS inserted_at,
     options AS options,
     correct_option AS correct_option,
-    single_correct AS single_correct
-FROM `sciqag`.qa_scored_json_v1;
+    single_correct AS single_correct,
+    judge_prompt_version AS judge_prompt_version
+FROM `sciqag`.qa_scored_json_v2;
 

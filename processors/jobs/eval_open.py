@@ -15,14 +15,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sciqag.dataset import category_of
+from sciqag.splits import category_of
 from sciqag.errors import ModelOutputError
 from sciqag.parsing import parse_car
 from sciqag.prompts import CAR_DIMENSIONS, CAR_PROMPT_VERSION, answer_messages, car_messages, car_schema
 
-from .app import open_llm
-from .llm import EngineDead, LLMError
-from .settings import Settings
+from ..errors import EngineDead, LLMError
+from ..llm import open_llm
+from ..progress import Progress
+from ..settings import Settings
 
 JUDGE_ATTEMPTS = 2
 
@@ -73,23 +74,8 @@ def read_done(path: Path) -> dict[str, dict]:
     return done
 
 
-class _Progress:
-    def __init__(self, what: str, total: int) -> None:
-        self.what, self.total, self.done = what, total, 0
-        self.started = self._last = time.monotonic()
-
-    def tick(self) -> None:
-        self.done += 1
-        now = time.monotonic()
-        if now - self._last > 10 or self.done == self.total:
-            rate = self.done / max(now - self.started, 1e-9)
-            print(f"  {self.what}: {self.done}/{self.total} ({now - self.started:.0f} s, {rate:.2f}/s)",
-                  file=sys.stderr, flush=True)
-            self._last = now
-
-
 async def _answer_all(engine, items: list[TestItem], sink, max_tokens: int) -> None:
-    progress = _Progress("answered", len(items))
+    progress = Progress(len(items), "answered", every_s=10)
 
     async def one(item: TestItem) -> None:
         try:
@@ -109,7 +95,7 @@ async def _answer_all(engine, items: list[TestItem], sink, max_tokens: int) -> N
 
 
 async def _judge_all(engine, items: list[TestItem], answers: dict[str, dict], sink, max_tokens: int) -> None:
-    progress = _Progress("graded", len(items))
+    progress = Progress(len(items), "graded", every_s=10)
     schema = car_schema()
 
     async def one(item: TestItem) -> None:
@@ -132,7 +118,7 @@ async def _judge_all(engine, items: list[TestItem], answers: dict[str, dict], si
             except EngineDead:
                 raise
             except (LLMError, ModelOutputError) as exc:
-                error = f"{getattr(exc, 'kind', 'llm_error')}: {exc}"
+                error = f"{exc.kind}: {exc}"
         if error:
             row["error"] = error
         sink.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -13,8 +13,8 @@ import logging
 import time
 from typing import AsyncIterator
 
-from . import metrics
-from .llm import LLMError, LLMResult
+from .. import metrics
+from . import LLMError, LLMResult, record_usage
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,7 @@ class OpenAICompatible:
         result = LLMResult(text=text, prompt_tokens=int(usage.get("prompt_tokens", 0)),
                            generated_tokens=int(usage.get("completion_tokens", 0)),
                            finish_reason=str(choice.get("finish_reason")), cached_prompt_tokens=int(cached))
-        metrics.LLM_REQUEST_SECONDS.labels(role).observe(time.perf_counter() - started)
-        metrics.LLM_TOKENS.labels(role, "prompt").inc(result.prompt_tokens)
-        metrics.LLM_TOKENS.labels(role, "generated").inc(result.generated_tokens)
-        metrics.LLM_TOKENS.labels(role, "cached_prompt").inc(result.cached_prompt_tokens)
+        record_usage(role, result, started)
         return result
 
 

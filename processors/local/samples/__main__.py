@@ -1,8 +1,8 @@
-"""`python -m processors.demo --out DIR`: write the bundled sample papers as PDFs (used by `make demo`)."""
+"""`python -m processors.local.samples --out DIR`: write the bundled sample papers as PDFs (used by `make demo`)."""
 import argparse
 from pathlib import Path
 
-from .samples import write_sample_pdfs
+from . import write_sample_pdfs
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)

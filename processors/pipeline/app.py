@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
@@ -15,12 +16,15 @@ from prometheus_client import REGISTRY
 
 from schemas import topics as T
 
+from ..kafka import COMPRESSION, MAX_REQUEST_BYTES, faust_credentials, group_timeouts
+from ..llm import open_llm
+from ..settings import Settings
 from . import faust_commit
-from .kafka_auth import faust_credentials
-from .llm import EngineOptions, open_engine
-from .settings import Settings
-from .sink import SinkConsumer, run_sink_until_cancelled
-from .stages import EngineHolder, Stages, Topics
+from .context import EngineHolder, StageContext, Topics
+from .extract import Extractor
+from .generate import Generator
+from .judge import Judge
+from .sink import Sink, SinkConsumer, run_sink_until_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -28,52 +32,43 @@ AGENTS = ("extractor", "generator", "judge", "sink")
 _faust_metrics: FaustMetrics | None = None
 
 
-def engine_options(settings: Settings, model_dir: str) -> EngineOptions:
-    memory = settings.gpu_memory_utilization
-    if memory <= 0:
-        # vLLM's CPU backend reads this as the share of RAM to reserve; a GPU wants most of its memory
-        memory = 0.85 if _has_cuda() else 0.2
-    return EngineOptions(
-        model=model_dir,
-        max_model_len=settings.max_model_len,
-        max_in_flight=settings.max_in_flight,
-        temperature=settings.temperature,
-        gpu_memory_utilization=memory,
-    )
+@dataclass
+class Pipeline:
+    """The stages of one worker, over one shared context."""
+
+    context: StageContext
+    extractor: Extractor
+    generator: Generator
+    judge: Judge
+    sink: Sink
+
+    @classmethod
+    def create(cls, settings: Settings, topics: Topics, engine: EngineHolder) -> "Pipeline":
+        ctx = StageContext(settings, topics, engine)
+        return cls(ctx, Extractor(ctx), Generator(ctx), Judge(ctx), Sink(ctx))
+
+    @property
+    def settings(self) -> Settings:
+        return self.context.settings
+
+    @property
+    def topics(self) -> Topics:
+        return self.context.topics
+
+    def close(self) -> None:
+        self.extractor.close()
+        self.context.close()
 
 
-def _has_cuda() -> bool:
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except Exception:
-        return False
-
-
-def open_llm(settings: Settings, model_dir: str | None):
-    """The LLM backend: an OpenAI-compatible server when SCIQAG_LLM_URL is set, else vLLM in-process."""
-    if settings.llm_url:
-        from .llm_http import open_http_engine
-
-        return open_http_engine(
-            settings.llm_url, model=settings.model, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
-            max_in_flight=settings.max_in_flight, temperature=settings.temperature, tokenizer_path=settings.tokenizer,
-        )
-    return open_engine(engine_options(settings, model_dir))
-
-
-def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tuple[faust.App, Stages]:
+def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tuple[faust.App, Pipeline]:
     unknown = set(settings.agents) - set(AGENTS)
     if unknown:
         raise ValueError(f"unknown agents {sorted(unknown)}; choose from {', '.join(AGENTS)}")
     faust_commit.install()  # at-least-once under agent concurrency (see faust_commit.py)
-    group_timeouts = {}
-    # the embedded broker has one member; Kafka-sized timeouts make the group join take ~30 s
-    session_s = settings.kafka_session_timeout_s or (6 if settings.embedded_broker else 0)
-    if session_s:
-        group_timeouts = dict(broker_rebalance_timeout=session_s, broker_session_timeout=session_s,
-                              broker_heartbeat_interval=max(0.5, session_s / 6))
+    timeouts = {}
+    if (group := group_timeouts(settings)) is not None:
+        timeouts = dict(broker_rebalance_timeout=group[0], broker_session_timeout=group[0],
+                        broker_heartbeat_interval=group[1])
     app = faust.App(
         "sciqag",
         broker=broker_url,
@@ -83,11 +78,11 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
         web_enabled=False,
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",
-        producer_compression_type="gzip",
-        producer_max_request_size=4 * 1024 * 1024,
+        producer_compression_type=COMPRESSION,
+        producer_max_request_size=MAX_REQUEST_BYTES,
         stream_buffer_maxsize=settings.stream_buffer,
         datadir=str(settings.data_dir / "faust"),
-        **group_timeouts,
+        **timeouts,
     )
     global _faust_metrics
     if _faust_metrics is None:  # the registry is process-wide; create Faust's metrics once
@@ -107,7 +102,7 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
         asyncio.ensure_future(app.crash(error))
 
     holder.on_fatal = stop_on_fatal
-    stages = Stages(settings, topics, holder)
+    pipeline = Pipeline.create(settings, topics, holder)
     enabled = set(settings.agents)
 
     if enabled & {"generator", "judge"}:
@@ -135,14 +130,14 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
         @app.agent(topics.papers, name="extractor", concurrency=max(2, settings.extract_workers * 2))
         async def extractor(stream):
             async for event in stream.events():
-                await stages.extract(event)
+                await pipeline.extractor.handle(event)
 
     if "generator" in enabled:
 
         @app.agent(topics.extracted, name="generator", concurrency=settings.max_in_flight)
         async def generator(stream):
             async for event in stream.events():
-                await stages.generate(event)
+                await pipeline.generator.handle(event)
 
     if "judge" in enabled:
         # each judge call runs all pairs of one paper at once. A quarter of the in-flight cap in papers left the
@@ -151,11 +146,11 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
         @app.agent(topics.generated, name="judge", concurrency=max(2, settings.max_in_flight // 2))
         async def judge(stream):
             async for event in stream.events():
-                await stages.judge(event)
+                await pipeline.judge.handle(event)
 
     if "sink" in enabled:
-        # not a Faust agent: the sink reads whole batches from aiokafka (see processors/sink.py)
-        sink_consumer = SinkConsumer(settings, stages.sink_prepare, stages.sink_store, broker_url=broker_url,
+        # not a Faust agent: the sink reads whole batches from aiokafka (see sink.py)
+        sink_consumer = SinkConsumer(settings, pipeline.sink.prepare, pipeline.sink.store, broker_url=broker_url,
                                      app_id=app.conf.id, monitor=app.monitor, faust_metrics=_faust_metrics)
 
         @app.task
@@ -164,4 +159,4 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
                 await topic_.maybe_declare()
             await run_sink_until_cancelled(sink_consumer, app.crash)
 
-    return app, stages
+    return app, pipeline

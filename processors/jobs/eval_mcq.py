@@ -9,7 +9,9 @@ from pathlib import Path
 
 from sciqag.mera import LETTERS, accuracy, extract_letter, macro_f1, read_mera, render, render_fewshot
 
-from .llm import EngineOptions, VLLMInProcess, open_engine
+from ..llm import EngineOptions
+from ..llm.vllm_local import VLLMInProcess, open_engine
+from ..progress import Progress
 
 
 def build_prompt(rows: list[dict], index: int, shots: int) -> str:
@@ -59,9 +61,10 @@ def eval_mcq(path: Path, options: EngineOptions, *, shots: int, mode: str, out: 
         raise ValueError(f"{path} holds no items")
     started = time.monotonic()
 
+    bar = Progress(len(rows), "items scored", started=started, every_s=5)
+
     def progress(done: int, total: int) -> None:
-        if done % 25 == 0 or done == total:
-            print(f"  {done}/{total} items scored ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+        bar.update(done)
 
     async def main() -> list[dict]:
         async with open_engine(options) as engine:
@@ -70,6 +73,7 @@ def eval_mcq(path: Path, options: EngineOptions, *, shots: int, mode: str, out: 
             return await score_rows(engine, rows, shots=shots, mode=mode, progress=progress, exact=exact)
 
     preds = asyncio.run(main())
+    bar.close()
     if out:
         out.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds), encoding="utf-8")
     result = report(preds)

@@ -1,4 +1,4 @@
-"""The demo's own sample papers: short texts written for this project (samples/*.md), rendered to PDF.
+"""The demo's own sample papers: short texts written for this project (*.md beside this file), rendered to PDF.
 
 They are synthetic: written to exercise the pipeline (English and Russian,
 sections, numbers with units), not real publications.
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pymupdf
 
-SAMPLES_DIR = Path(__file__).parent / "samples"
+SAMPLES_DIR = Path(__file__).parent
 _PAGE = pymupdf.Rect(0, 0, 595, 842)  # A4 in points
 _MARGIN = 60
 _GAP = 6

@@ -7,13 +7,21 @@ reported as skipped.
 """
 from __future__ import annotations
 
+import asyncio
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
+
+import msgspec
 
 from schemas import PaperSubmitted
 from schemas.ddl import PAPERS_TABLE
 
-from .store import Store
+from ..errors import ConfigError
+from ..settings import Settings
+from ..store import Store, open_store
+from .publish import produce
 
 STATUSES = ("scored", "failed", "any")
 
@@ -73,3 +81,34 @@ def select(store: Store, *, paper_ids: list[str] | None = None, since: datetime 
         found = {row["paper_id"] for row in rows}
         selection.missing = [pid for pid in dict.fromkeys(paper_ids) if pid not in found]
     return selection
+
+
+def replay(settings: Settings, *, paper_ids: list[str], since: str | None, until: str | None, status: str,
+           every: bool, out: Path | None, dry_run: bool) -> int:
+    """`sciqag replay`: select, then publish (or list, or write as JSONL). Returns the exit code: 1 when a requested
+    paper id is not stored."""
+    since_at = parse_time(since) if since else None
+    until_at = parse_time(until) if until else None
+    if not (paper_ids or since_at or until_at or every):
+        raise ConfigError("choose the papers: --paper-id/--ids-file, --since/--until, or --all")
+    if not (out or dry_run or settings.broker_url):
+        raise ConfigError("replay publishes to a broker: set SCIQAG_BROKER_URL or --broker, or write --out FILE.jsonl")
+    with open_store(settings) as store:
+        selection = select(store, paper_ids=paper_ids or None, since=since_at, until=until_at, status=status)
+    for paper_id, why in selection.skipped:
+        print(f"skipped {paper_id}: {why}", file=sys.stderr)
+    for paper_id in selection.missing:
+        print(f"not found: {paper_id} is not in the papers table", file=sys.stderr)
+    if dry_run:
+        for record in selection.records:
+            print(f"{record.paper_id}\t{record.pdf_uri}")
+        print(f"would replay {len(selection.records)} papers", file=sys.stderr)
+    elif out:
+        with open(out, "wb") as f:
+            for record in selection.records:
+                f.write(msgspec.json.encode(record) + b"\n")
+        print(f"wrote {len(selection.records)} papers to {out}; publish them with `sciqag publish {out}`")
+    else:
+        sent = asyncio.run(produce(settings, selection.records))
+        print(f"replayed {sent} papers to sciqag.papers")
+    return 1 if selection.missing else 0

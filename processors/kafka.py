@@ -1,4 +1,5 @@
-"""Kafka TLS and SASL: one reading of the settings, handed to Faust (the workers) and to aiokafka (publish, feed).
+"""Kafka client settings, read once from Settings and handed to Faust (the worker) and to every aiokafka client
+(the sink's consumer, publish, feed, replay): bootstrap servers, TLS and SASL, producer limits, group timeouts.
 
 The password comes from SCIQAG_KAFKA_SASL_PASSWORD or the file named by SCIQAG_KAFKA_SASL_PASSWORD_FILE
 (see settings.py); nothing here logs it, and Faust's credentials print only the user name.
@@ -8,14 +9,14 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from .errors import KafkaAuthError
 from .settings import Settings
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+MAX_REQUEST_BYTES = 4 * 1024 * 1024  # the largest record batch a producer sends (records are checked against it)
+COMPRESSION = "gzip"
+EMBEDDED_SESSION_TIMEOUT_S = 6.0  # one member on a loopback broker: Kafka-sized timeouts make a group join take ~30 s
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-
-
-class KafkaAuthError(ValueError):
-    """The TLS/SASL settings do not fit together."""
 
 
 def _protocol(settings: Settings) -> str:
@@ -74,3 +75,26 @@ def aiokafka_security(settings: Settings) -> dict[str, Any]:
                       sasl_plain_username=settings.kafka_sasl_username,
                       sasl_plain_password=settings.kafka_sasl_password)
     return kwargs
+
+
+def bootstrap_servers(broker_url: str) -> str:
+    """Faust style `kafka://h1:9092;h2:9092` -> aiokafka style `h1:9092,h2:9092`."""
+    hosts = [h.split("://", 1)[-1] for h in broker_url.replace(",", ";").split(";") if h.strip()]
+    return ",".join(hosts)
+
+
+def producer_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for an AIOKafkaProducer that writes project records (acks from every replica)."""
+    return dict(compression_type=COMPRESSION, acks="all", max_request_size=MAX_REQUEST_BYTES,
+                **aiokafka_security(settings))
+
+
+def group_timeouts(settings: Settings) -> tuple[float, float] | None:
+    """(session timeout, heartbeat interval) in seconds for consumer groups, or None for the client defaults.
+
+    How long the group waits for a member that stopped heartbeating before its partitions move: the setting, else
+    EMBEDDED_SESSION_TIMEOUT_S on the embedded broker, else the client's own default."""
+    session_s = settings.kafka_session_timeout_s or (EMBEDDED_SESSION_TIMEOUT_S if settings.embedded_broker else 0)
+    if not session_s:
+        return None
+    return session_s, max(0.5, session_s / 6)

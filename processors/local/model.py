@@ -8,24 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
 from sciqag.resources import package_dir
+
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
 BUNDLED_MODEL_NAME = "SmolLM2-135M-Instruct"
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _MARKER = "sciqag-prepared.json"
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("SCIQAG_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "sciqag"
-    )
-    return Path(base)
 
 
 def bundled_gguf() -> Path:
@@ -43,7 +37,7 @@ def bundled_gguf() -> Path:
 
 def prepare_bundled_model(cache_dir: Path | None = None) -> Path:
     """Return the folder of the converted bundled model, converting it on first use (about 10 s)."""
-    target = (cache_dir or default_cache_dir()) / "models" / BUNDLED_MODEL_NAME
+    target = (cache_dir or Settings().cache_dir) / "models" / BUNDLED_MODEL_NAME
     if (target / _MARKER).exists():
         return target
     gguf = bundled_gguf()

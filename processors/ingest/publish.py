@@ -10,6 +10,9 @@ from schemas import PaperSubmitted, RecordError, decode, encode
 from schemas import topics as T
 from sciqag.ids import normalize_doi, paper_id_for
 
+from ..kafka import bootstrap_servers, producer_options
+from ..settings import Settings
+
 
 def input_files(paths: Iterable[str | Path]) -> list[Path]:
     """Every regular, non-hidden file named or found under the directories, sorted.
@@ -57,11 +60,12 @@ def records_from_jsonl(path: Path) -> Iterator[PaperSubmitted]:
             raise ValueError(f"{path}:{lineno}: {exc}") from exc
 
 
-async def produce(bootstrap: str, records: Iterable[PaperSubmitted], *, security: dict | None = None) -> int:
+async def produce(settings: Settings, records: Iterable[PaperSubmitted]) -> int:
+    """Send the records to `sciqag.papers` on the configured broker; returns how many were sent."""
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, compression_type="gzip", acks="all",
-                                max_request_size=4 * 1024 * 1024, **(security or {}))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(settings.broker_url),
+                                **producer_options(settings))
     sent = 0
     try:
         await producer.start()  # inside the try: a broker that cannot be reached still gets the client closed
@@ -73,8 +77,3 @@ async def produce(bootstrap: str, records: Iterable[PaperSubmitted], *, security
         await producer.stop()
     return sent
 
-
-def bootstrap_servers(broker_url: str) -> str:
-    """Faust style `kafka://h1:9092;h2:9092` -> aiokafka style `h1:9092,h2:9092`."""
-    hosts = [h.split("://", 1)[-1] for h in broker_url.replace(",", ";").split(";") if h.strip()]
-    return ",".join(hosts)

@@ -1,8 +1,6 @@
-"""The LLM interface the agents depend on, and its in-process vLLM implementation.
+"""The in-process backend of the LLM interface: vLLM's AsyncLLM in this process.
 
-Agents never touch vLLM directly: they call `LLMEngine.generate()` with chat
-messages and a JSON schema. The in-process engine is an `AsyncLLM`; its
-lifetime is owned by `open_engine()`, which always shuts it down.
+Its lifetime is owned by `open_engine()`, which always shuts it down (its EngineCore child process with it).
 """
 from __future__ import annotations
 
@@ -11,54 +9,12 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass
-from typing import AsyncIterator, Protocol
+from typing import AsyncIterator
 
-from . import metrics
+from .. import metrics
+from . import EngineDead, EngineOptions, LLMError, LLMResult, record_usage
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LLMResult:
-    text: str
-    prompt_tokens: int
-    generated_tokens: int
-    finish_reason: str
-    cached_prompt_tokens: int = 0
-
-
-class LLMError(Exception):
-    """The engine failed a request (not the model's output being wrong)."""
-
-
-class EngineDead(LLMError):
-    """The engine itself is gone; every later request would fail too, so the worker must stop."""
-
-
-class LLMEngine(Protocol):
-    model_name: str
-    max_model_len: int
-
-    def count_tokens(self, text: str) -> int: ...
-
-    async def generate(
-        self, messages: list[dict], *, json_schema: dict | None, max_tokens: int, request_id: str, role: str
-    ) -> LLMResult: ...
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    model: str
-    max_model_len: int = 8192
-    max_in_flight: int = 16
-    temperature: float = 0.3
-    seed: int = 0
-    enforce_eager: bool = True
-    gpu_memory_utilization: float = 0.85
-    kv_cache_gib: int = 2  # CPU backend: KV cache size (VLLM_CPU_KVCACHE_SPACE)
-    dtype: str = "auto"
-    name: str = ""
 
 
 class VLLMInProcess:
@@ -127,10 +83,7 @@ class VLLMInProcess:
             finish_reason=str(completion.finish_reason),
             cached_prompt_tokens=int(getattr(final, "num_cached_tokens", 0) or 0),
         )
-        metrics.LLM_REQUEST_SECONDS.labels(role).observe(time.perf_counter() - started)
-        metrics.LLM_TOKENS.labels(role, "prompt").inc(result.prompt_tokens)
-        metrics.LLM_TOKENS.labels(role, "generated").inc(result.generated_tokens)
-        metrics.LLM_TOKENS.labels(role, "cached_prompt").inc(result.cached_prompt_tokens)
+        record_usage(role, result, started)
         return result
 
     # -- scoring, for evaluation (raw prompts: no chat template, as the MERA harness does) --------

@@ -1,0 +1,108 @@
+"""`sciqag dataset build`: a SciQAG-24D-style benchmark from the stored open pairs (sciqag/splits.py decides the
+splits), each file written whole under a temporary name and renamed; a manifest lets an interrupted build keep the
+files it finished."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sciqag.splits import SHAPES, Split, dataset_card, split_pairs
+
+from ..settings import Settings
+from ..store import open_store
+
+
+def build_from_store(settings: Settings, out: Path, *, per_category: int, seed: int, policy: str) -> int:
+    """Read the stored pairs, write the splits and print what went where; returns the exit code."""
+    with open_store(settings) as store:
+        rows = store.qa_rows()
+    if not rows:
+        raise ValueError(f"no pairs stored under {settings.data_dir} (run the pipeline or `dataset import-sciqag`)")
+    split, written = build_dataset(rows, out, per_category=per_category, seed=seed, policy=policy,
+                                   source=f"ClickHouse database '{settings.clickhouse_database}'")
+    for cat, by_split in split.counts().items():
+        tp, tq = by_split.get("test", (0, 0))
+        rp, rq = by_split.get("train", (0, 0))
+        print(f"{cat}: test {tp} papers / {tq} pairs, train {rp} papers / {rq} pairs")
+    print(f"test {len(split.papers('test'))} papers / {len(split.test)} pairs; train {len(split.papers('train'))} "
+          f"papers / {len(split.train)} pairs; {len(written)} files written, card {out / 'README.md'}")
+    return 0
+
+
+def _fingerprint(rows: list[dict], **params) -> str:
+    h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    for r in sorted(rows, key=lambda r: (r["paper_id"], r["qa_id"])):
+        h.update(f"{r['qa_id']}|{r['inserted_at']}|".encode())
+    return h.hexdigest()
+
+
+def _write_atomically(path: Path, write) -> str:
+    tmp = path.with_name(path.name + ".partial")
+    write(tmp)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    os.replace(tmp, path)
+    return digest
+
+
+def _write_jsonl(records: list[dict]):
+    def write(path: Path) -> None:
+        with path.open("w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return write
+
+
+def _write_parquet(records: list[dict], shape: str):
+    def write(path: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = list(SHAPES[shape]({"question": "", "answer": "", "paper_id": ""}))
+        table = pa.table({c: pa.array([r[c] for r in records], type=pa.string()) for c in columns})
+        pq.write_table(table, path)
+    return write
+
+
+def build_dataset(rows: list[dict], out: Path, *, per_category: int, seed: int, policy: str,
+                  source: str) -> tuple[Split, list[str]]:
+    """Write the splits; returns the split and the files written (files kept from an interrupted run are not)."""
+    split = split_pairs(rows, per_category=per_category, seed=seed, policy=policy)
+    fingerprint = _fingerprint(rows, per_category=per_category, seed=seed, policy=policy)
+    manifest_path = out / ".build-manifest.json"
+    manifest = {}
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("fingerprint") != fingerprint:
+            manifest = {}
+    done: dict[str, str] = manifest.get("files", {})
+    written: list[str] = []
+
+    def save_manifest() -> None:
+        manifest_path.write_text(json.dumps({"fingerprint": fingerprint, "files": done}, indent=1))
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("test", "train"):
+        (out / name).mkdir(exist_ok=True)
+        split_rows = getattr(split, name)
+        for shape, convert in SHAPES.items():
+            records = [convert(r) for r in split_rows]
+            for ext, writer in (("jsonl", _write_jsonl(records)), ("parquet", _write_parquet(records, shape))):
+                rel = f"{name}/{shape}.{ext}"
+                target = out / rel
+                if rel in done and target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == done[rel]:
+                    continue
+                done[rel] = _write_atomically(target, writer)
+                save_manifest()
+                written.append(rel)
+                print(f"  wrote {rel} ({len(records)} rows)", file=sys.stderr, flush=True)
+    models = {"generator": sorted({r["generator_model"] for r in rows if r.get("generator_model")}),
+              "judge": sorted({r["judge_model"] for r in rows if r.get("judge_model")})}
+    card = dataset_card(split, seed=seed, per_category=per_category, policy=policy, models=models,
+                        built_at=datetime.now(timezone.utc).strftime("%Y-%m-%d"), source=source)
+    done["README.md"] = _write_atomically(out / "README.md", lambda p: p.write_text(card, encoding="utf-8"))
+    save_manifest()
+    return split, written

@@ -1,4 +1,5 @@
 """The result row every benchmark returns, and the table `make bench` prints."""
+
 from __future__ import annotations
 
 import json
@@ -34,14 +35,19 @@ class Row:
 
 
 def format_table(rows: list[Row]) -> str:
-    head = f"{'benchmark':<22} {'measured':<38} {'value':>10}  {'baseline':<34} {'value':>10} {'ratio':>7} {'target':>7}  status"
+    head = (
+        f"{'benchmark':<22} {'measured':<38} {'value':>10}  {'baseline':<34} {'value':>10} {'ratio':>7} "
+        f"{'target':>7}  status"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         base = f"{r.baseline:>10.2f}" if r.baseline is not None else f"{'':>10}"
         ratio = f"{r.ratio:>7.3f}" if r.ratio is not None else f"{'':>7}"
         target = f"{'>= ' + format(r.target, 'g'):>7}" if r.target is not None else f"{'':>7}"
-        lines.append(f"{r.benchmark:<22} {r.measured:<38} {r.value:>10.2f}  {r.baseline_name:<34} {base} {ratio} "
-                     f"{target}  {r.status()}")
+        lines.append(
+            f"{r.benchmark:<22} {r.measured:<38} {r.value:>10.2f}  {r.baseline_name:<34} {base} {ratio} "
+            f"{target}  {r.status()}"
+        )
         if r.note:
             lines.append(f"{'':<22}   {r.note}")
     return "\n".join(lines)
@@ -52,5 +58,13 @@ def machine() -> str:
 
 
 def save(rows: list[Row], path: Path) -> None:
-    path.write_text(json.dumps({"machine": machine(), "at": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                "rows": [{**asdict(r), "ratio": r.ratio} for r in rows]}, indent=1))
+    path.write_text(
+        json.dumps(
+            {
+                "machine": machine(),
+                "at": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "rows": [{**asdict(r), "ratio": r.ratio} for r in rows],
+            },
+            indent=1,
+        )
+    )

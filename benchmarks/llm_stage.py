@@ -12,6 +12,7 @@
 
 Runs on CPU with the bundled model; on a GPU host pass --model DIR (the same script, unchanged).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,10 @@ SCIQAG_NOTEBOOK_S_PER_PAPER = 35  # logged by SciQAG's own inference notebook
 # Stated engine rates for a 7B model on one H100 (bf16, vLLM, many requests in flight). Not measured here (no GPU
 # with vLLM): public vLLM benchmarks report ~12.5k output tok/s for Llama 3.1 8B on 1xH100 at saturation; a
 # conservative pair and that optimistic one bracket the projection.
-H100_7B_RATES = {"conservative": {"prefill": 20_000.0, "decode": 3_000.0},
-                 "optimistic": {"prefill": 50_000.0, "decode": 12_500.0}}
+H100_7B_RATES = {
+    "conservative": {"prefill": 20_000.0, "decode": 3_000.0},
+    "optimistic": {"prefill": 50_000.0, "decode": 12_500.0},
+}
 
 
 class RecordingEngine:
@@ -51,13 +54,24 @@ class RecordingEngine:
 
     async def generate(self, messages, *, json_schema, max_tokens, request_id, role):
         started = time.perf_counter()
-        result = await self.inner.generate(messages, json_schema=json_schema, max_tokens=max_tokens,
-                                           request_id=request_id, role=role)
-        self.calls.append({"role": role, "request_id": request_id, "prompt": self.inner.render(messages),
-                           "schema": json_schema, "max_tokens": max_tokens, "start": started,
-                           "end": time.perf_counter(), "prompt_tokens": result.prompt_tokens,
-                           "generated_tokens": result.generated_tokens, "cached": result.cached_prompt_tokens,
-                           "text": result.text})
+        result = await self.inner.generate(
+            messages, json_schema=json_schema, max_tokens=max_tokens, request_id=request_id, role=role
+        )
+        self.calls.append(
+            {
+                "role": role,
+                "request_id": request_id,
+                "prompt": self.inner.render(messages),
+                "schema": json_schema,
+                "max_tokens": max_tokens,
+                "start": started,
+                "end": time.perf_counter(),
+                "prompt_tokens": result.prompt_tokens,
+                "generated_tokens": result.generated_tokens,
+                "cached": result.cached_prompt_tokens,
+                "text": result.text,
+            }
+        )
         return result
 
 
@@ -123,9 +137,16 @@ def run_pipeline(paths: list[Path], settings, *, timeout_s: float = 7200) -> dic
         started, submitted = time.perf_counter(), time.time()
         for r in records:
             await worker.send(T.PAPERS, r.paper_id, r)
-        status, code = await wait_for_papers(worker, store, [r.paper_id for r in records], submitted=submitted,
-                                             started=time.monotonic(), timeout_s=timeout_s, poll_s=0.1,
-                                             progress=False)
+        status, code = await wait_for_papers(
+            worker,
+            store,
+            [r.paper_id for r in records],
+            submitted=submitted,
+            started=time.monotonic(),
+            timeout_s=timeout_s,
+            poll_s=0.1,
+            progress=False,
+        )
         out["end"] = time.perf_counter()
         out["start"] = started
         out["scored"] = sum(1 for s in status.values() if s["status"] == "scored")
@@ -141,17 +162,28 @@ def run_pipeline(paths: list[Path], settings, *, timeout_s: float = 7200) -> dic
 def offline_ceiling(calls: list[dict], options) -> dict:
     """The recorded requests through vLLM's offline LLM.generate in a fresh process, same engine settings."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump({"options": options.__dict__, "requests": [
-            {"prompt": c["prompt"], "schema": c["schema"], "max_tokens": c["max_tokens"]} for c in calls]}, f)
+        json.dump(
+            {
+                "options": options.__dict__,
+                "requests": [
+                    {"prompt": c["prompt"], "schema": c["schema"], "max_tokens": c["max_tokens"]} for c in calls
+                ],
+            },
+            f,
+        )
     try:
-        done = subprocess.run([sys.executable, "-m", "benchmarks.llm_stage", "--offline", f.name],
-                              capture_output=True, text=True, timeout=7200)
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.llm_stage", "--offline", f.name],
+            capture_output=True,
+            text=True,
+            timeout=7200,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"offline run failed:\n{done.stderr[-3000:]}")
         result = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
         if not result:
             raise RuntimeError(f"offline run printed no result:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-        return json.loads(result[-1][len(RESULT_MARK):])
+        return json.loads(result[-1][len(RESULT_MARK) :])
     finally:
         os.unlink(f.name)
 
@@ -165,19 +197,39 @@ def _offline_main(path: str) -> None:
     from vllm.config import StructuredOutputsConfig
     from vllm.sampling_params import StructuredOutputsParams
 
-    llm = LLM(model=o["model"], max_model_len=o["max_model_len"], enforce_eager=o["enforce_eager"],
-              enable_prefix_caching=True, gpu_memory_utilization=o["gpu_memory_utilization"], seed=o["seed"],
-              dtype=o["dtype"], max_num_seqs=o["max_in_flight"],
-              structured_outputs_config=StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True))
+    llm = LLM(
+        model=o["model"],
+        max_model_len=o["max_model_len"],
+        enforce_eager=o["enforce_eager"],
+        enable_prefix_caching=True,
+        gpu_memory_utilization=o["gpu_memory_utilization"],
+        seed=o["seed"],
+        dtype=o["dtype"],
+        max_num_seqs=o["max_in_flight"],
+        structured_outputs_config=StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
+    )
     requests = spec["requests"]
-    params = [SamplingParams(max_tokens=r["max_tokens"], temperature=o["temperature"],
-                             structured_outputs=StructuredOutputsParams(json=r["schema"]) if r["schema"] else None)
-              for r in requests]
+    params = [
+        SamplingParams(
+            max_tokens=r["max_tokens"],
+            temperature=o["temperature"],
+            structured_outputs=StructuredOutputsParams(json=r["schema"]) if r["schema"] else None,
+        )
+        for r in requests
+    ]
     started = time.perf_counter()
     outputs = llm.generate([r["prompt"] for r in requests], params, use_tqdm=False)
     seconds = time.perf_counter() - started
-    print(RESULT_MARK + json.dumps({"generated": sum(len(o.outputs[0].token_ids) for o in outputs), "seconds": seconds,
-                      "prompt": sum(len(o.prompt_token_ids or []) for o in outputs)}))
+    print(
+        RESULT_MARK
+        + json.dumps(
+            {
+                "generated": sum(len(o.outputs[0].token_ids) for o in outputs),
+                "seconds": seconds,
+                "prompt": sum(len(o.prompt_token_ids or []) for o in outputs),
+            }
+        )
+    )
 
 
 def _mean_in_flight(calls: list[dict], cap: int) -> float:
@@ -228,8 +280,16 @@ def copies_of(paths: list[Path], copies: int, out: Path) -> list[Path]:
     return result
 
 
-def run(*, model: str = "", sizes=(10, 100, 1000), pairs: int = 10, mcq: int = 4, max_model_len: int = 8192,
-        max_context_tokens: int = 0, copies: int = 1) -> list[Row]:
+def run(
+    *,
+    model: str = "",
+    sizes=(10, 100, 1000),
+    pairs: int = 10,
+    mcq: int = 4,
+    max_model_len: int = 8192,
+    max_context_tokens: int = 0,
+    copies: int = 1,
+) -> list[Row]:
     from processors.llm import engine_options
     from processors.local.broker import free_port
     from processors.local.model import prepare_bundled_model
@@ -249,9 +309,18 @@ def run(*, model: str = "", sizes=(10, 100, 1000), pairs: int = 10, mcq: int = 4
             yield recorder
 
     def settings_for(tmp: str, **extra) -> Settings:
-        return Settings(data_dir=Path(tmp), metrics_port=free_port(), pairs_per_paper=pairs, mcq_per_paper=mcq,
-                        max_model_len=max_model_len, max_context_tokens=max_context_tokens, model=model_dir,
-                        log_level="WARNING", file_roots=[str(PDFS), tmp, *copy_roots], **extra)
+        return Settings(
+            data_dir=Path(tmp),
+            metrics_port=free_port(),
+            pairs_per_paper=pairs,
+            mcq_per_paper=mcq,
+            max_model_len=max_model_len,
+            max_context_tokens=max_context_tokens,
+            model=model_dir,
+            log_level="WARNING",
+            file_roots=[str(PDFS), tmp, *copy_roots],
+            **extra,
+        )
 
     rows: list[Row] = []
     copy_roots: list[str] = []
@@ -272,14 +341,22 @@ def run(*, model: str = "", sizes=(10, 100, 1000), pairs: int = 10, mcq: int = 4
         # queue runs out)
         mean_in_flight = _mean_in_flight(calls, settings.max_in_flight) / llm_window
         ceiling = offline_ceiling(calls, engine_options(settings, model_dir))
-        rows.append(Row("llm_stage", "pipeline generated tok/s", generated / llm_window,
-                        "offline LLM.generate tok/s", ceiling["generated"] / ceiling["seconds"], target=0.9,
-                        note=f"{len(calls)} requests recorded from {real['scored']} scored papers of {len(papers)} "
-                             f"({pairs} pairs + {mcq} MCQ each); pipeline: {generated} tokens in {llm_window:.1f} s "
-                             f"(first request to last answer), {mean_in_flight:.1f} requests in flight on average; offline: "
-                             f"{ceiling['generated']} tokens in "
-                             f"{ceiling['seconds']:.1f} s, max_num_seqs = the pipeline's max_in_flight "
-                             f"{settings.max_in_flight}"))
+        rows.append(
+            Row(
+                "llm_stage",
+                "pipeline generated tok/s",
+                generated / llm_window,
+                "offline LLM.generate tok/s",
+                ceiling["generated"] / ceiling["seconds"],
+                target=0.9,
+                note=f"{len(calls)} requests recorded from {real['scored']} scored papers of {len(papers)} "
+                f"({pairs} pairs + {mcq} MCQ each); pipeline: {generated} tokens in {llm_window:.1f} s "
+                f"(first request to last answer), {mean_in_flight:.1f} requests in flight on average; offline: "
+                f"{ceiling['generated']} tokens in "
+                f"{ceiling['seconds']:.1f} s, max_num_seqs = the pipeline's max_in_flight "
+                f"{settings.max_in_flight}",
+            )
+        )
 
         judge = [c for c in calls if c["role"] == "judge"]
         total = sum(c["prompt_tokens"] for c in judge)
@@ -291,11 +368,18 @@ def run(*, model: str = "", sizes=(10, 100, 1000), pairs: int = 10, mcq: int = 4
         for group in by_paper.values():
             prefix = recorders[0].count_tokens(_common_prefix([c["prompt"] for c in group]))
             ideal += prefix + sum(c["prompt_tokens"] - prefix for c in group)
-        rows.append(Row("prefix_cache", "judge prompt tokens computed, share", computed / max(total, 1),
-                        "ideal: each paper's text once", ideal / max(total, 1),
-                        note=f"{len(judge)} judge requests over {len(by_paper)} papers: {total} prompt tokens, "
-                             f"{total - computed} served from the prefix cache; ratio 1.0 = ideal, higher = "
-                             f"recomputed"))
+        rows.append(
+            Row(
+                "prefix_cache",
+                "judge prompt tokens computed, share",
+                computed / max(total, 1),
+                "ideal: each paper's text once",
+                ideal / max(total, 1),
+                note=f"{len(judge)} judge requests over {len(by_paper)} papers: {total} prompt tokens, "
+                f"{total - computed} served from the prefix cache; ratio 1.0 = ideal, higher = "
+                f"recomputed",
+            )
+        )
 
         with tempfile.TemporaryDirectory() as tmp2:
             replay_settings = settings_for(tmp2)
@@ -307,10 +391,17 @@ def run(*, model: str = "", sizes=(10, 100, 1000), pairs: int = 10, mcq: int = 4
             with llm_replaced(replay):
                 fast = run_pipeline(papers, replay_settings)
         real_window = real["end"] - first_request  # from engine ready: the engine's start-up is not pipeline work
-        rows.append(Row("overhead", "s outside the LLM (replay run)", fast["end"] - fast["start"],
-                        "s end to end, real run", real_window,
-                        note=f"ratio = share of end-to-end time spent outside LLM calls on {len(papers)} real "
-                             f"PDFs (extraction, broker round trips, (de)serialisation, quality measures, sink)"))
+        rows.append(
+            Row(
+                "overhead",
+                "s outside the LLM (replay run)",
+                fast["end"] - fast["start"],
+                "s end to end, real run",
+                real_window,
+                note=f"ratio = share of end-to-end time spent outside LLM calls on {len(papers)} real "
+                f"PDFs (extraction, broker round trips, (de)serialisation, quality measures, sink)",
+            )
+        )
 
         base = None
         for n in sizes:
@@ -320,14 +411,23 @@ def run(*, model: str = "", sizes=(10, 100, 1000), pairs: int = 10, mcq: int = 4
                     timing = run_pipeline(paths, settings_for(tmp3))
             per_paper = (timing["end"] - timing["start"]) / n
             base = base or per_paper
-            rows.append(Row("overhead_scaling", f"s per paper at {n} papers", per_paper, "s per paper at "
-                            f"{sizes[0]} papers", base, note=f"{timing['scored']} scored, {timing['failed']} failed; "
-                            "replay engine; a ratio that stays near or below 1 means linear"))
+            rows.append(
+                Row(
+                    "overhead_scaling",
+                    f"s per paper at {n} papers",
+                    per_paper,
+                    f"s per paper at {sizes[0]} papers",
+                    base,
+                    note=f"{timing['scored']} scored, {timing['failed']} failed; "
+                    "replay engine; a ratio that stays near or below 1 means linear",
+                )
+            )
 
         per_paper = {
             "generator prompt": sum(c["prompt_tokens"] for c in calls if c["role"] == "generator"),
             "generator output": sum(c["generated_tokens"] for c in calls if c["role"] == "generator"),
-            "judge prompt": total, "judge prompt computed": computed,
+            "judge prompt": total,
+            "judge prompt computed": computed,
             "judge output": sum(c["generated_tokens"] for c in judge),
         }
         n_papers = max(real["scored"], 1)
@@ -337,11 +437,17 @@ def run(*, model: str = "", sizes=(10, 100, 1000), pairs: int = 10, mcq: int = 4
         tokens = ", ".join(f"{k} {v:,.0f}" for k, v in per_paper.items())
         for name, rate in H100_7B_RATES.items():
             hours = SCIQAG_PAPERS * (prefill / rate["prefill"] + decode / rate["decode"]) / 3600
-            rows.append(Row("projection", f"hours for {SCIQAG_PAPERS:,} papers ({name})", hours,
-                            f"SciQAG notebook at {SCIQAG_NOTEBOOK_S_PER_PAPER} s/paper, h",
-                            SCIQAG_PAPERS * SCIQAG_NOTEBOOK_S_PER_PAPER / 3600,
-                            note=f"per paper: {tokens} tokens; assumed 7B on 1xH100: {rate['prefill']:,.0f} prefill "
-                                 f"and {rate['decode']:,.0f} generated tok/s"))
+            rows.append(
+                Row(
+                    "projection",
+                    f"hours for {SCIQAG_PAPERS:,} papers ({name})",
+                    hours,
+                    f"SciQAG notebook at {SCIQAG_NOTEBOOK_S_PER_PAPER} s/paper, h",
+                    SCIQAG_PAPERS * SCIQAG_NOTEBOOK_S_PER_PAPER / 3600,
+                    note=f"per paper: {tokens} tokens; assumed 7B on 1xH100: {rate['prefill']:,.0f} prefill "
+                    f"and {rate['decode']:,.0f} generated tok/s",
+                )
+            )
     return rows
 
 
@@ -353,15 +459,23 @@ def main() -> None:
     parser.add_argument("--mcq", type=int, default=4)
     parser.add_argument("--max-context-tokens", type=int, default=0)
     parser.add_argument("--max-model-len", type=int, default=8192)
-    parser.add_argument("--copies", type=int, default=1,
-                        help="stream each real PDF this many times (distinct paper ids; default 1)")
+    parser.add_argument(
+        "--copies", type=int, default=1, help="stream each real PDF this many times (distinct paper ids; default 1)"
+    )
     parser.add_argument("--offline", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.offline:
         _offline_main(args.offline)
         return
-    rows = run(model=args.model, sizes=tuple(int(s) for s in args.sizes.split(",")), pairs=args.pairs, mcq=args.mcq,
-               max_model_len=args.max_model_len, max_context_tokens=args.max_context_tokens, copies=args.copies)
+    rows = run(
+        model=args.model,
+        sizes=tuple(int(s) for s in args.sizes.split(",")),
+        pairs=args.pairs,
+        mcq=args.mcq,
+        max_model_len=args.max_model_len,
+        max_context_tokens=args.max_context_tokens,
+        copies=args.copies,
+    )
     print(format_table(rows))
 
 

@@ -1,8 +1,17 @@
 """The streaming side's errors; the whole tree and its root are drawn in schemas/errors.py."""
+
 from schemas.errors import SciqagError
 
-__all__ = ["ConfigError", "EngineDead", "FeedConfigError", "KafkaAuthError", "LLMError", "SciqagError", "SourceError",
-           "StoreError"]
+__all__ = [
+    "ConfigError",
+    "EngineDead",
+    "FeedConfigError",
+    "KafkaAuthError",
+    "LLMError",
+    "SciqagError",
+    "SourceError",
+    "StoreError",
+]
 
 
 class SourceError(SciqagError):

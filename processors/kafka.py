@@ -4,6 +4,7 @@
 The password comes from SCIQAG_KAFKA_SASL_PASSWORD or the file named by SCIQAG_KAFKA_SASL_PASSWORD_FILE
 (see settings.py); nothing here logs it, and Faust's credentials print only the user name.
 """
+
 from __future__ import annotations
 
 import ssl
@@ -25,14 +26,19 @@ def _protocol(settings: Settings) -> str:
         raise KafkaAuthError(f"SCIQAG_KAFKA_SECURITY_PROTOCOL is {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     if protocol.startswith("SASL"):
         if settings.kafka_sasl_mechanism.upper() not in SASL_MECHANISMS:
-            raise KafkaAuthError(f"SCIQAG_KAFKA_SASL_MECHANISM is {settings.kafka_sasl_mechanism!r}; "
-                                 f"choose one of {', '.join(SASL_MECHANISMS)}")
+            raise KafkaAuthError(
+                f"SCIQAG_KAFKA_SASL_MECHANISM is {settings.kafka_sasl_mechanism!r}; "
+                f"choose one of {', '.join(SASL_MECHANISMS)}"
+            )
         if not settings.kafka_sasl_username or not settings.kafka_sasl_password:
-            raise KafkaAuthError(f"{protocol} needs SCIQAG_KAFKA_SASL_USERNAME and SCIQAG_KAFKA_SASL_PASSWORD "
-                                 "(or SCIQAG_KAFKA_SASL_PASSWORD_FILE)")
+            raise KafkaAuthError(
+                f"{protocol} needs SCIQAG_KAFKA_SASL_USERNAME and SCIQAG_KAFKA_SASL_PASSWORD "
+                "(or SCIQAG_KAFKA_SASL_PASSWORD_FILE)"
+            )
     if settings.embedded_broker and protocol != "PLAINTEXT":
-        raise KafkaAuthError(f"{protocol} is set but no broker is: the embedded broker speaks PLAINTEXT only; "
-                             "set SCIQAG_BROKER_URL")
+        raise KafkaAuthError(
+            f"{protocol} is set but no broker is: the embedded broker speaks PLAINTEXT only; set SCIQAG_BROKER_URL"
+        )
     return protocol
 
 
@@ -58,8 +64,12 @@ def faust_credentials(settings: Settings):
     if protocol == "SSL":
         return faust.SSLCredentials(context)
     if protocol.startswith("SASL"):
-        return faust.SASLCredentials(username=settings.kafka_sasl_username, password=settings.kafka_sasl_password,
-                                     ssl_context=context, mechanism=settings.kafka_sasl_mechanism.upper())
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            ssl_context=context,
+            mechanism=settings.kafka_sasl_mechanism.upper(),
+        )
     return None
 
 
@@ -71,9 +81,11 @@ def aiokafka_security(settings: Settings) -> dict[str, Any]:
     if context is not None:
         kwargs["ssl_context"] = context
     if protocol.startswith("SASL"):
-        kwargs.update(sasl_mechanism=settings.kafka_sasl_mechanism.upper(),
-                      sasl_plain_username=settings.kafka_sasl_username,
-                      sasl_plain_password=settings.kafka_sasl_password)
+        kwargs.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism.upper(),
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password,
+        )
     return kwargs
 
 
@@ -85,8 +97,9 @@ def bootstrap_servers(broker_url: str) -> str:
 
 def producer_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for an AIOKafkaProducer that writes project records (acks from every replica)."""
-    return dict(compression_type=COMPRESSION, acks="all", max_request_size=MAX_REQUEST_BYTES,
-                **aiokafka_security(settings))
+    return dict(
+        compression_type=COMPRESSION, acks="all", max_request_size=MAX_REQUEST_BYTES, **aiokafka_security(settings)
+    )
 
 
 def group_timeouts(settings: Settings) -> tuple[float, float] | None:

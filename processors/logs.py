@@ -1,19 +1,21 @@
 """Logging for every command: one format, third-party loggers held at WARNING, aiokafka's reconnect storms folded."""
+
 from __future__ import annotations
 
 import logging
 import os
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def configure_logging(level: str) -> None:
     # vLLM reads its level at import; keep its per-layer warnings out of a normal run
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if level.upper() in ("INFO", "DEBUG") else "ERROR")
     os.environ.setdefault("TQDM_DISABLE", "1")
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     for noisy in ("vllm", "aiokafka", "faust", "mode", "transformers", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
 

@@ -1,4 +1,5 @@
 """Prometheus metrics, named sciqag_<thing>_<unit>. Served with Faust's own monitor on /metrics."""
+
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -17,34 +18,48 @@ END_TO_END_SECONDS = Histogram(
     "From a paper's submission to its last pair reaching the sink.",
     buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200),
 )
-LLM_TOKENS = Counter("sciqag_llm_tokens_total", "LLM tokens by role and kind (prompt | generated | cached_prompt).", ["role", "kind"])
+LLM_TOKENS = Counter(
+    "sciqag_llm_tokens_total", "LLM tokens by role and kind (prompt | generated | cached_prompt).", ["role", "kind"]
+)
 LLM_IN_FLIGHT = Gauge("sciqag_llm_requests_in_flight", "LLM requests currently in the engine.", ["role"])
 LLM_REQUEST_SECONDS = Histogram(
-    "sciqag_llm_request_duration_seconds", "Latency of one LLM request.", ["role"],
+    "sciqag_llm_request_duration_seconds",
+    "Latency of one LLM request.",
+    ["role"],
     buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
 )
 LLM_ERRORS = Counter("sciqag_llm_errors_total", "LLM requests that failed in the engine.", ["role", "error"])
 QA_PAIRS = Counter("sciqag_qa_pairs_total", "Judged QA pairs, by outcome (accepted | rejected).", ["outcome"])
-PREFILTER_DROPPED = Counter("sciqag_qa_prefilter_dropped_total", "Generated pairs the rule-based pre-filter dropped, by reason.", ["reason"])
-QA_STORED = Counter("sciqag_qa_pairs_stored_total", "QA pairs inserted into ClickHouse.")
-QA_PRUNED = Counter("sciqag_qa_pairs_pruned_total",
-                    "Stored pairs deleted because a later run of their paper (re-delivery, replay) no longer has them.")
-RACAR_SCORE = Histogram(
-    "sciqag_racar_score", "RACAR scores (1..3) per dimension.", ["dimension"], buckets=(1, 2, 3)
+PREFILTER_DROPPED = Counter(
+    "sciqag_qa_prefilter_dropped_total", "Generated pairs the rule-based pre-filter dropped, by reason.", ["reason"]
 )
+QA_STORED = Counter("sciqag_qa_pairs_stored_total", "QA pairs inserted into ClickHouse.")
+QA_PRUNED = Counter(
+    "sciqag_qa_pairs_pruned_total",
+    "Stored pairs deleted because a later run of their paper (re-delivery, replay) no longer has them.",
+)
+RACAR_SCORE = Histogram("sciqag_racar_score", "RACAR scores (1..3) per dimension.", ["dimension"], buckets=(1, 2, 3))
 DLQ = Counter("sciqag_dlq_total", "Records sent to the dead-letter topic, by stage and reason.", ["stage", "reason"])
 SINK_INSERT_SECONDS = Histogram(
-    "sciqag_sink_insert_duration_seconds", "One batched ClickHouse insert.", ["table"],
+    "sciqag_sink_insert_duration_seconds",
+    "One batched ClickHouse insert.",
+    ["table"],
     buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 SINK_RETRIES = Counter("sciqag_sink_insert_retries_total", "ClickHouse inserts retried after an error.")
 
 # feed ingestion (`sciqag feed`), by source name
-FEED_POLLS = Counter("sciqag_feed_polls_total", "Feed polls by source and outcome (ok | not_modified | error).",
-                     ["source", "outcome"])
-FEED_PAPERS = Counter("sciqag_feed_papers_total",
-                      "Feed entries by source and result (new | duplicate | dead_lettered).", ["source", "result"])
-FEED_ERRORS = Counter("sciqag_feed_errors_total", "Feed errors by source and kind (malformed_feed, http_error...).",
-                      ["source", "kind"])
-FEED_LAST_SUCCESS = Gauge("sciqag_feed_last_success_timestamp_seconds", "When a source was last polled successfully.",
-                          ["source"])
+FEED_POLLS = Counter(
+    "sciqag_feed_polls_total", "Feed polls by source and outcome (ok | not_modified | error).", ["source", "outcome"]
+)
+FEED_PAPERS = Counter(
+    "sciqag_feed_papers_total",
+    "Feed entries by source and result (new | duplicate | dead_lettered).",
+    ["source", "result"],
+)
+FEED_ERRORS = Counter(
+    "sciqag_feed_errors_total", "Feed errors by source and kind (malformed_feed, http_error...).", ["source", "kind"]
+)
+FEED_LAST_SUCCESS = Gauge(
+    "sciqag_feed_last_success_timestamp_seconds", "When a source was last polled successfully.", ["source"]
+)

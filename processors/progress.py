@@ -1,5 +1,6 @@
 """Progress of a long command on standard error: one line redrawn in place on a terminal, a line every few seconds
 in a log. One printer for every command (run, dataset import-sciqag, eval-mcq, eval-open)."""
+
 from __future__ import annotations
 
 import sys
@@ -10,8 +11,9 @@ class Progress:
     """`[#####.....] 12/40 papers (10 scored, 2 failed) 01:05`, redrawn on a terminal, else printed every
     `every_s` seconds and once at the end."""
 
-    def __init__(self, total: int, unit: str = "papers", *, stream=None, started: float | None = None,
-                 every_s: float = 10.0) -> None:
+    def __init__(
+        self, total: int, unit: str = "papers", *, stream=None, started: float | None = None, every_s: float = 10.0
+    ) -> None:
         self.total, self.unit, self.every_s = total, unit, every_s
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
@@ -24,8 +26,10 @@ class Progress:
         elapsed = time.monotonic() - self.started
         width = 30
         filled = int(width * done / self.total) if self.total else width
-        line = (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {self.unit}"
-                f"{f' ({detail})' if detail else ''} {int(elapsed // 60):02d}:{int(elapsed % 60):02d}")
+        line = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {self.unit}"
+            f"{f' ({detail})' if detail else ''} {int(elapsed // 60):02d}:{int(elapsed % 60):02d}"
+        )
         if self.tty:
             self.stream.write("\r" + line)
             self.stream.flush()

@@ -3,6 +3,7 @@
 Empty broker / ClickHouse / model settings mean "use the embedded default":
 a Tansu broker on loopback, chDB under the data dir, the bundled SmolLM2 model.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,7 @@ def _env(name: str, default: str = "") -> str:
 
 
 def _cache_dir() -> Path:
-    base = _env("CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
-                                             "sciqag")
+    base = _env("CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "sciqag")
     return Path(base)
 
 
@@ -43,7 +43,9 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(_env("DATA_DIR", ".sciqag")))
     cache_dir: Path = field(default_factory=_cache_dir)  # the converted bundled model
     # broker
-    broker_url: str = field(default_factory=lambda: _env("BROKER_URL"))  # kafka://host:9092[;host2:9092]; empty: embedded Tansu
+    broker_url: str = field(
+        default_factory=lambda: _env("BROKER_URL")
+    )  # kafka://host:9092[;host2:9092]; empty: embedded Tansu
     topic_partitions: int = field(default_factory=lambda: int(_env("TOPIC_PARTITIONS", "4")))
     # broker TLS / SASL (see processors/kafka_auth.py); the password from the environment or a file only
     kafka_security_protocol: str = field(default_factory=lambda: _env("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"))
@@ -76,7 +78,9 @@ class Settings:
     # SciQAG generation
     pairs_per_paper: int = field(default_factory=lambda: int(_env("PAIRS_PER_PAPER", "10")))
     keywords_per_paper: int = field(default_factory=lambda: int(_env("KEYWORDS_PER_PAPER", "15")))
-    max_context_tokens: int = field(default_factory=lambda: int(_env("MAX_CONTEXT_TOKENS", "0")))  # 0: fit the model window
+    max_context_tokens: int = field(
+        default_factory=lambda: int(_env("MAX_CONTEXT_TOKENS", "0"))
+    )  # 0: fit the model window
     generation_max_tokens: int = field(default_factory=lambda: int(_env("GENERATION_MAX_TOKENS", "2048")))
     judge_max_tokens: int = field(default_factory=lambda: int(_env("JUDGE_MAX_TOKENS", "512")))
     mcq_per_paper: int = field(default_factory=lambda: int(_env("MCQ_PER_PAPER", "4")))  # 0: no multiple-choice items
@@ -92,10 +96,14 @@ class Settings:
     fetch_timeout_s: float = field(default_factory=lambda: float(_env("FETCH_TIMEOUT_S", "30")))
     file_roots: list[str] = field(default_factory=lambda: [p for p in _env("FILE_ROOTS").split(os.pathsep) if p])
     # hosts the PDF fetcher may reach although they resolve to private/loopback addresses (SSRF rule)
-    allowed_hosts: list[str] = field(default_factory=lambda: [h.strip() for h in _env("ALLOWED_HOSTS").split(",") if h.strip()])
+    allowed_hosts: list[str] = field(
+        default_factory=lambda: [h.strip() for h in _env("ALLOWED_HOSTS").split(",") if h.strip()]
+    )
     # worker
     metrics_port: int = field(default_factory=lambda: int(_env("METRICS_PORT", "6066")))
-    agents: list[str] = field(default_factory=lambda: [a for a in _env("AGENTS", "extractor,generator,judge,sink").split(",") if a])
+    agents: list[str] = field(
+        default_factory=lambda: [a for a in _env("AGENTS", "extractor,generator,judge,sink").split(",") if a]
+    )
     # records Faust buffers ahead of each agent per partition (Faust's default); when one is full Faust stops
     # fetching that partition. Lower it only in a worker that runs one agent: in a worker with several, a full
     # buffer stalls the others too (measured: at 16 the extractor fell to 0.5 papers/s behind a slow generator)
@@ -107,15 +115,16 @@ class Settings:
     log_level: str = field(default_factory=lambda: _env("LOG_LEVEL"))
     # fault injection for the crash tests: the sink SIGKILLs its worker after this many stored batches, i.e. after
     # the insert and before the offsets are committed; 0 (the default) never
-    fault_kill_after_sink_batches: int = field(default_factory=lambda: int(_env("FAULT_KILL_AFTER_SINK_BATCHES", "0")
-                                                                           or 0))
+    fault_kill_after_sink_batches: int = field(
+        default_factory=lambda: int(_env("FAULT_KILL_AFTER_SINK_BATCHES", "0") or 0)
+    )
 
     def __repr__(self) -> str:  # secrets are repr=False; a DSN may carry a password of its own
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
         values["clickhouse_dsn"] = redact_url(values["clickhouse_dsn"])
         return f"Settings({', '.join(f'{name}={value!r}' for name, value in values.items())})"
 
-    def with_overrides(self, **values) -> "Settings":
+    def with_overrides(self, **values) -> Settings:
         known = {f.name for f in fields(self)}
         return replace(self, **{k: v for k, v in values.items() if k in known and v is not None})
 

@@ -1,5 +1,6 @@
 """Reading a paper's PDF from where PaperSubmitted says it is: inline bytes, a file under the
 configured roots, or http(s) with a size limit and a timeout."""
+
 from __future__ import annotations
 
 import asyncio
@@ -34,11 +35,15 @@ def read_file(uri: str, settings: Settings) -> bytes:
     path = path_from_uri(uri)
     roots = settings.file_roots or [os.getcwd()]
     if not _inside(path, roots):
-        raise SourceError(kind="file_outside_roots", message=f"{path} is outside the allowed file roots ({', '.join(roots)})")
+        raise SourceError(
+            kind="file_outside_roots", message=f"{path} is outside the allowed file roots ({', '.join(roots)})"
+        )
     try:
         size = path.stat().st_size
         if size > settings.max_pdf_bytes:
-            raise SourceError(kind="too_large", message=f"{path} is {size} bytes, over the limit of {settings.max_pdf_bytes}")
+            raise SourceError(
+                kind="too_large", message=f"{path} is {size} bytes, over the limit of {settings.max_pdf_bytes}"
+            )
         return path.read_bytes()
     except FileNotFoundError as exc:
         raise SourceError(kind="file_not_found", message=f"no such file: {path}") from exc
@@ -75,12 +80,23 @@ async def check_host(url: str, allowed_hosts: frozenset[str] | set[str]) -> None
         raise SourceError(kind="unsupported_uri", message=f"only http(s) URLs are fetched: {url}")
     host = parsed.hostname or ""
     if host not in allowed_hosts and not await asyncio.to_thread(_public_host, host):
-        raise SourceError(kind="host_not_allowed", message=f"{host} resolves to a private, loopback or link-local address "
-                                              "(allow it with SCIQAG_ALLOWED_HOSTS or a feed's allow_hosts)")
+        raise SourceError(
+            kind="host_not_allowed",
+            message=f"{host} resolves to a private, loopback or link-local address "
+            "(allow it with SCIQAG_ALLOWED_HOSTS or a feed's allow_hosts)",
+        )
 
 
-async def http_get(url: str, *, allowed_hosts: frozenset[str] | set[str], timeout_s: float, max_bytes: int,
-                   headers: dict[str, str] | None = None, session=None, max_redirects: int = 5) -> HttpResponse:
+async def http_get(
+    url: str,
+    *,
+    allowed_hosts: frozenset[str] | set[str],
+    timeout_s: float,
+    max_bytes: int,
+    headers: dict[str, str] | None = None,
+    session=None,
+    max_redirects: int = 5,
+) -> HttpResponse:
     """GET with a size limit and a timeout; redirects are followed by hand so every hop passes the host rule."""
     import aiohttp
 
@@ -90,8 +106,9 @@ async def http_get(url: str, *, allowed_hosts: frozenset[str] | set[str], timeou
     try:
         for _ in range(max_redirects + 1):
             await check_host(url, allowed_hosts)
-            async with session.get(url, headers=headers or {}, allow_redirects=False,
-                                   timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+            async with session.get(
+                url, headers=headers or {}, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout_s)
+            ) as resp:
                 if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
                     url = urljoin(url, resp.headers["Location"])
                     continue
@@ -102,7 +119,7 @@ async def http_get(url: str, *, allowed_hosts: frozenset[str] | set[str], timeou
                         raise SourceError(kind="too_large", message=f"{url} is over the limit of {max_bytes} bytes")
                 return HttpResponse(url, resp.status, {k.lower(): v for k, v in resp.headers.items()}, bytes(body))
         raise SourceError(kind="too_many_redirects", message=f"more than {max_redirects} redirects from {url}")
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         raise SourceError(kind="fetch_timeout", message=f"GET {url} took longer than {timeout_s:.0f} s") from exc
     except aiohttp.ClientError as exc:
         raise SourceError(kind="fetch_failed", message=f"GET {url} failed: {exc}") from exc
@@ -112,8 +129,12 @@ async def http_get(url: str, *, allowed_hosts: frozenset[str] | set[str], timeou
 
 
 async def fetch_http(uri: str, settings: Settings) -> bytes:
-    resp = await http_get(uri, allowed_hosts=frozenset(settings.allowed_hosts), timeout_s=settings.fetch_timeout_s,
-                          max_bytes=settings.max_pdf_bytes)
+    resp = await http_get(
+        uri,
+        allowed_hosts=frozenset(settings.allowed_hosts),
+        timeout_s=settings.fetch_timeout_s,
+        max_bytes=settings.max_pdf_bytes,
+    )
     if resp.status != 200:
         raise SourceError(kind="http_error", message=f"GET {uri} answered {resp.status}")
     return resp.body
@@ -122,7 +143,10 @@ async def fetch_http(uri: str, settings: Settings) -> bytes:
 async def load_pdf(paper: PaperSubmitted, settings: Settings) -> bytes:
     if paper.pdf_bytes is not None:
         if len(paper.pdf_bytes) > settings.max_inline_bytes:
-            raise SourceError(kind="too_large", message=f"inline PDF of {len(paper.pdf_bytes)} bytes is over {settings.max_inline_bytes}")
+            raise SourceError(
+                kind="too_large",
+                message=f"inline PDF of {len(paper.pdf_bytes)} bytes is over {settings.max_inline_bytes}",
+            )
         return paper.pdf_bytes
     if not paper.pdf_uri:
         raise SourceError(kind="no_pdf", message="the record has neither pdf_uri nor pdf_bytes")

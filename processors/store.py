@@ -4,21 +4,23 @@ and the rows of each table, built from the records by column name.
 clickhouse-connect is synchronous; the agents call it through `run_in_executor`,
 and a lock keeps the chDB session single-threaded.
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
 import threading
-from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
 from schemas import RACAR_DIMENSIONS, DeadLetter, PaperQuality, QAScored
 from schemas.ddl import (
     DLQ_TABLE,
-    PAPERS_TABLE,
     JSON_INPUT_SETTINGS,
+    PAPERS_TABLE,
     QA_JSON_TABLE,
     QA_TABLE,
     column_names,
@@ -40,20 +42,38 @@ _encode_json = msgspec.json.Encoder().encode
 
 # -- rows, by column name: a column added to schemas/ddl.py cannot shift the others ---------------------------------
 
+
 def qa_row(r: QAScored) -> dict[str, Any]:
     """The qa_pairs row of a scored pair (the sink's fallback path; ClickHouse builds the same from the JSON record,
     schemas/ddl.py _QA_FROM_JSON)."""
     p = r.paper
     return {
-        "paper_id": p.paper_id, "qa_id": r.qa_id, "kind": r.kind, "pair_index": r.pair_index, "doi": p.doi,
-        "title": p.title, "journal": p.journal, "categories": list(p.categories), "source_uri": p.source_uri,
-        "language": r.language, "keywords": list(r.keywords), "question": r.question, "answer": r.answer,
+        "paper_id": p.paper_id,
+        "qa_id": r.qa_id,
+        "kind": r.kind,
+        "pair_index": r.pair_index,
+        "doi": p.doi,
+        "title": p.title,
+        "journal": p.journal,
+        "categories": list(p.categories),
+        "source_uri": p.source_uri,
+        "language": r.language,
+        "keywords": list(r.keywords),
+        "question": r.question,
+        "answer": r.answer,
         **{d: getattr(r.racar, d).score for d in RACAR_DIMENSIONS},
         "reasons": {d: getattr(r.racar, d).reason for d in RACAR_DIMENSIONS},
-        "numeric_support": r.numeric_support, "accepted": r.accepted, "generator_model": r.generator_model,
-        "judge_model": r.judge_model, "prompt_version": r.prompt_version,
-        "judge_prompt_version": r.judge_prompt_version, "scored_at": r.scored_at, "inserted_at": now(),
-        "options": list(r.options), "correct_option": r.correct_option, "single_correct": r.single_correct,
+        "numeric_support": r.numeric_support,
+        "accepted": r.accepted,
+        "generator_model": r.generator_model,
+        "judge_model": r.judge_model,
+        "prompt_version": r.prompt_version,
+        "judge_prompt_version": r.judge_prompt_version,
+        "scored_at": r.scored_at,
+        "inserted_at": now(),
+        "options": list(r.options),
+        "correct_option": r.correct_option,
+        "single_correct": r.single_correct,
     }
 
 
@@ -62,19 +82,41 @@ def paper_row_scored(r: QAScored) -> dict[str, Any]:
     p = r.paper
     q = r.paper_quality or PaperQuality()
     return {
-        "paper_id": p.paper_id, "doi": p.doi, "title": p.title, "journal": p.journal,
-        "categories": list(p.categories), "source_uri": p.source_uri, "source_feed": p.source_feed,
-        "language": r.language, "status": "scored", "stage": "sink", "error_kind": "", "error_message": "",
-        "keywords": list(r.keywords), "qa_pairs": r.pair_count, "context_strategy": r.context_strategy,
-        "updated_at": now(), "q_similarity_mean": q.q_similarity_mean, "q_share_below_0_3": q.q_share_below_0_3,
-        "q_pairs_over_0_7": q.q_pairs_over_0_7, "coverage": q.coverage, "prefilter_dropped": dict(q.prefilter_dropped),
+        "paper_id": p.paper_id,
+        "doi": p.doi,
+        "title": p.title,
+        "journal": p.journal,
+        "categories": list(p.categories),
+        "source_uri": p.source_uri,
+        "source_feed": p.source_feed,
+        "language": r.language,
+        "status": "scored",
+        "stage": "sink",
+        "error_kind": "",
+        "error_message": "",
+        "keywords": list(r.keywords),
+        "qa_pairs": r.pair_count,
+        "context_strategy": r.context_strategy,
+        "updated_at": now(),
+        "q_similarity_mean": q.q_similarity_mean,
+        "q_share_below_0_3": q.q_share_below_0_3,
+        "q_pairs_over_0_7": q.q_pairs_over_0_7,
+        "coverage": q.coverage,
+        "prefilter_dropped": dict(q.prefilter_dropped),
     }
 
 
 def paper_row_failed(d: DeadLetter) -> dict[str, Any]:
     """The papers row of a paper a dead letter failed (the columns not named keep their defaults)."""
-    return {"paper_id": d.paper_id, "source_uri": d.source_uri, "status": "failed", "stage": d.stage,
-            "error_kind": d.error_kind, "error_message": d.message, "updated_at": now()}
+    return {
+        "paper_id": d.paper_id,
+        "source_uri": d.source_uri,
+        "status": "failed",
+        "stage": d.stage,
+        "error_kind": d.error_kind,
+        "error_message": d.message,
+        "updated_at": now(),
+    }
 
 
 def dlq_row(d: DeadLetter) -> dict[str, Any]:
@@ -89,9 +131,19 @@ def _values(row: dict[str, Any], columns: list[str], table: str) -> list:
 
 
 # what a row leaves out gets the column's ClickHouse default; Python needs it spelled out for the list inserts
-_COLUMN_DEFAULTS: dict[str, Any] = {"categories": [], "keywords": [], "qa_pairs": 0, "q_pairs_over_0_7": 0,
-                                    "prefilter_dropped": {}, "doi": "", "title": "", "journal": "", "source_feed": "",
-                                    "language": "", "context_strategy": ""}
+_COLUMN_DEFAULTS: dict[str, Any] = {
+    "categories": [],
+    "keywords": [],
+    "qa_pairs": 0,
+    "q_pairs_over_0_7": 0,
+    "prefilter_dropped": {},
+    "doi": "",
+    "title": "",
+    "journal": "",
+    "source_feed": "",
+    "language": "",
+    "context_strategy": "",
+}
 
 
 def connect(settings: Settings):
@@ -158,8 +210,13 @@ class Store:
             return
         with self._lock:
             try:
-                self._client.raw_insert(f"`{self.database}`.{table}", None, insert_block=b"\n".join(lines),
-                                        fmt="JSONEachRow", settings=JSON_INPUT_SETTINGS)
+                self._client.raw_insert(
+                    f"`{self.database}`.{table}",
+                    None,
+                    insert_block=b"\n".join(lines),
+                    fmt="JSONEachRow",
+                    settings=JSON_INPUT_SETTINGS,
+                )
             except Exception as exc:
                 raise StoreError(f"insert of {len(lines)} JSON rows into {table} failed: {exc}") from exc
 
@@ -191,7 +248,8 @@ class Store:
         if not keep:
             return 0
         stored = self.query(
-            f"SELECT DISTINCT paper_id, qa_id FROM `{self.database}`.{QA_TABLE} WHERE paper_id IN {{ids:Array(String)}}",
+            f"SELECT DISTINCT paper_id, qa_id FROM `{self.database}`.{QA_TABLE} "
+            "WHERE paper_id IN {ids:Array(String)}",
             {"ids": list(keep)},
         )
         keep_sets = {paper_id: set(ids) for paper_id, ids in keep.items()}
@@ -199,7 +257,8 @@ class Store:
         if not stale:
             return 0
         self.command(
-            f"DELETE FROM `{self.database}`.{QA_TABLE} WHERE has({{stale:Array(Tuple(String, String))}}, (paper_id, qa_id))",
+            f"DELETE FROM `{self.database}`.{QA_TABLE} "
+            "WHERE has({stale:Array(Tuple(String, String))}, (paper_id, qa_id))",
             {"stale": stale},
         )
         return len(stale)
@@ -212,7 +271,8 @@ class Store:
         if not ids:
             return {}
         rows = self.query(
-            f"SELECT paper_id, status, stage, error_kind, error_message, qa_pairs, updated_at FROM `{self.database}`.{PAPERS_TABLE} FINAL "
+            "SELECT paper_id, status, stage, error_kind, error_message, qa_pairs, updated_at "
+            f"FROM `{self.database}`.{PAPERS_TABLE} FINAL "
             "WHERE paper_id IN {ids:Array(String)}",
             {"ids": ids},
         )
@@ -246,4 +306,4 @@ def open_store(settings: Settings) -> Iterator[Store]:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -1,4 +1,5 @@
 """Wire records, topic names, ClickHouse DDL and JSON Schema export. Imports nothing of the project."""
+
 from .codec import RecordError, decode, encode
 from .records import (
     RACAR_DIMENSIONS,
@@ -18,6 +19,21 @@ from .records import (
 )
 
 __all__ = [
-    "RACAR_DIMENSIONS", "SCHEMA_VERSION", "DeadLetter", "DimensionScore", "PaperExtracted", "PaperQuality", "PaperRef",
-    "PaperSubmitted", "QAGenerated", "QAPair", "QAScored", "QAScoredCheck", "Racar", "RecordError", "Section", "decode", "encode",
+    "RACAR_DIMENSIONS",
+    "SCHEMA_VERSION",
+    "DeadLetter",
+    "DimensionScore",
+    "PaperExtracted",
+    "PaperQuality",
+    "PaperRef",
+    "PaperSubmitted",
+    "QAGenerated",
+    "QAPair",
+    "QAScored",
+    "QAScoredCheck",
+    "Racar",
+    "RecordError",
+    "Section",
+    "decode",
+    "encode",
 ]

@@ -1,4 +1,5 @@
 """JSON encode/decode at the topic boundary, with one reused encoder and decoder per type."""
+
 from __future__ import annotations
 
 from typing import TypeVar
@@ -11,7 +12,9 @@ from .records import RECORD_TYPES, SCHEMA_VERSION, QAScored, QAScoredCheck
 T = TypeVar("T", bound=msgspec.Struct)
 
 _encoder = msgspec.json.Encoder()
-_decoders: dict[type, msgspec.json.Decoder] = {t: msgspec.json.Decoder(t) for t in (*RECORD_TYPES.values(), QAScoredCheck)}
+_decoders: dict[type, msgspec.json.Decoder] = {
+    t: msgspec.json.Decoder(t) for t in (*RECORD_TYPES.values(), QAScoredCheck)
+}
 # types read as a view of another record: errors name the record
 _RECORD_NAMES: dict[type, str] = {QAScoredCheck: QAScored.__name__}
 
@@ -39,6 +42,8 @@ def decode(payload: bytes | None, record_type: type[T]) -> T:
         raise RecordError(kind="undecodable", message=f"not JSON: {exc}") from exc
     version = getattr(record, "schema_version", None)
     if version != SCHEMA_VERSION:
-        raise RecordError(kind="unsupported_schema_version", message=f"{name} schema_version {version} is not supported (this build reads {SCHEMA_VERSION})"
+        raise RecordError(
+            kind="unsupported_schema_version",
+            message=f"{name} schema_version {version} is not supported (this build reads {SCHEMA_VERSION})",
         )
     return record

@@ -4,6 +4,7 @@ ReplacingMergeTree keyed by the deterministic ids, so a re-delivered record repl
 its earlier copy instead of adding a row (read with FINAL). Columns added later are
 also emitted as `ADD COLUMN IF NOT EXISTS`, so an existing database is brought up to date.
 """
+
 from __future__ import annotations
 
 PAPERS_TABLE = "papers"
@@ -89,8 +90,11 @@ DLQ_COLUMNS: list[tuple[str, str]] = [
 _SCORE = "Tuple(score UInt8, reason String)"
 # QAScored as it is on the wire (schemas/records.py), with the record's defaults for fields a producer left out
 QA_JSON_COLUMNS: list[tuple[str, str]] = [
-    ("paper", "Tuple(paper_id String, doi String, title String, journal String, categories Array(String), "
-              "source_uri String, source_feed String)"),
+    (
+        "paper",
+        "Tuple(paper_id String, doi String, title String, journal String, categories Array(String), "
+        "source_uri String, source_feed String)",
+    ),
     ("qa_id", "String"),
     ("pair_index", "UInt16"),
     ("kind", "String DEFAULT 'open'"),
@@ -98,8 +102,12 @@ QA_JSON_COLUMNS: list[tuple[str, str]] = [
     ("keywords", "Array(String)"),
     ("question", "String"),
     ("answer", "String"),
-    ("racar", "Tuple(" + ", ".join(f"{d} {_SCORE}" for d in
-                                    ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness")) + ")"),
+    (
+        "racar",
+        "Tuple("
+        + ", ".join(f"{d} {_SCORE}" for d in ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness"))
+        + ")",
+    ),
     ("options", "Array(String)"),
     ("correct_option", "Int8 DEFAULT -1"),
     ("single_correct", "Nullable(Bool)"),
@@ -114,16 +122,32 @@ QA_JSON_COLUMNS: list[tuple[str, str]] = [
 _DIMENSIONS = ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness")
 # qa_pairs column -> expression over the JSON record (processors/store.py qa_row builds the same row in Python)
 _QA_FROM_JSON: dict[str, str] = {
-    "paper_id": "paper.paper_id", "qa_id": "qa_id", "kind": "kind", "pair_index": "pair_index",
-    "doi": "paper.doi", "title": "paper.title", "journal": "paper.journal", "categories": "paper.categories",
-    "source_uri": "paper.source_uri", "language": "language", "keywords": "keywords", "question": "question",
+    "paper_id": "paper.paper_id",
+    "qa_id": "qa_id",
+    "kind": "kind",
+    "pair_index": "pair_index",
+    "doi": "paper.doi",
+    "title": "paper.title",
+    "journal": "paper.journal",
+    "categories": "paper.categories",
+    "source_uri": "paper.source_uri",
+    "language": "language",
+    "keywords": "keywords",
+    "question": "question",
     "answer": "answer",
     **{d: f"racar.{d}.score" for d in _DIMENSIONS},
     "reasons": "map(" + ", ".join(f"'{d}', racar.{d}.reason" for d in _DIMENSIONS) + ")",
-    "numeric_support": "numeric_support", "accepted": "accepted", "generator_model": "generator_model",
-    "judge_model": "judge_model", "prompt_version": "prompt_version", "scored_at": "scored_at",
-    "inserted_at": "now64(3)", "options": "options", "correct_option": "correct_option",
-    "single_correct": "single_correct", "judge_prompt_version": "judge_prompt_version",
+    "numeric_support": "numeric_support",
+    "accepted": "accepted",
+    "generator_model": "generator_model",
+    "judge_model": "judge_model",
+    "prompt_version": "prompt_version",
+    "scored_at": "scored_at",
+    "inserted_at": "now64(3)",
+    "options": "options",
+    "correct_option": "correct_option",
+    "single_correct": "single_correct",
+    "judge_prompt_version": "judge_prompt_version",
 }
 # how ClickHouse reads the JSON the sink inserts (records, rows): as strictly as msgspec where it can (no numbers or
 # objects taken as strings), ISO 8601 times as msgspec writes them, unknown fields skipped (newer producers add
@@ -141,8 +165,11 @@ JSON_INPUT_SETTINGS: dict[str, int | str] = {
 _ENGINES = {
     PAPERS_TABLE: (PAPER_COLUMNS, "ReplacingMergeTree(updated_at) ORDER BY paper_id"),
     QA_TABLE: (QA_COLUMNS, "ReplacingMergeTree(inserted_at) ORDER BY (paper_id, qa_id)"),
-    DLQ_TABLE: (DLQ_COLUMNS, "ReplacingMergeTree(failed_at) "
-                             "ORDER BY (paper_id, stage, error_kind, source_topic, source_partition, source_offset)"),
+    DLQ_TABLE: (
+        DLQ_COLUMNS,
+        "ReplacingMergeTree(failed_at) "
+        "ORDER BY (paper_id, stage, error_kind, source_topic, source_partition, source_offset)",
+    ),
 }
 
 
@@ -160,8 +187,10 @@ def ddl(database: str) -> list[str]:
     json_cols = ",\n    ".join(f"{name} {type_}" for name, type_ in QA_JSON_COLUMNS)
     statements.append(f"CREATE TABLE IF NOT EXISTS {db}.{QA_JSON_TABLE} (\n    {json_cols}\n) ENGINE = Null")
     select = ",\n    ".join(f"{_QA_FROM_JSON[name]} AS {name}" for name, _ in QA_COLUMNS)
-    statements.append(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{QA_JSON_VIEW} TO {db}.{QA_TABLE} AS SELECT\n    "
-                      f"{select}\nFROM {db}.{QA_JSON_TABLE}")
+    statements.append(
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{QA_JSON_VIEW} TO {db}.{QA_TABLE} AS SELECT\n    "
+        f"{select}\nFROM {db}.{QA_JSON_TABLE}"
+    )
     return statements
 
 

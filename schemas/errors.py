@@ -18,6 +18,7 @@ precise one (`SourceError("...", kind="file_not_found")`). The message always co
         ├── KafkaAuthError
         └── FeedConfigError
 """
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """JSON Schema for every wire record, for consumers in other languages."""
+
 from __future__ import annotations
 
 import inspect
@@ -20,8 +21,10 @@ def _clean_descriptions(node: Any) -> Any:
     """Docstrings as descriptions, dedented: msgspec 0.23 dedents them itself, earlier releases did not, and the
     committed files must not depend on which one generated them."""
     if isinstance(node, dict):
-        return {k: inspect.cleandoc(v) if k == "description" and isinstance(v, str) else _clean_descriptions(v)
-                for k, v in node.items()}
+        return {
+            k: inspect.cleandoc(v) if k == "description" and isinstance(v, str) else _clean_descriptions(v)
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_clean_descriptions(v) for v in node]
     return node

@@ -8,9 +8,10 @@ gc=False: the cyclic collector never walks them. With ~200k long-lived objects
 in a worker, decoding a QAScored took 17-22 us with tracking and 9 us without
 (benchmarks/sink.py, `sink_bound` row).
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -18,7 +19,7 @@ SCHEMA_VERSION = 1
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class PaperRef(msgspec.Struct, gc=False, frozen=True, kw_only=True):

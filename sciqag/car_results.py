@@ -1,4 +1,5 @@
 """Closed-book evaluation results: CAR means overall and per category, and two runs side by side."""
+
 from __future__ import annotations
 
 import json
@@ -41,11 +42,18 @@ def _fmt(value: float) -> str:
 
 
 def format_means(means: dict[str, dict], label: str = "") -> str:
-    head = f"{'group':<34} {'items':>5} {'judged':>6}  " + "  ".join(f"{d[:12]:>12}" for d in CAR_DIMENSIONS) + "      mean"
+    head = (
+        f"{'group':<34} {'items':>5} {'judged':>6}  "
+        + "  ".join(f"{d[:12]:>12}" for d in CAR_DIMENSIONS)
+        + "      mean"
+    )
     lines = [label, head] if label else [head]
     for name, m in means.items():
-        lines.append(f"{name[:34]:<34} {m['items']:>5} {m['judged']:>6}  "
-                     + "  ".join(f"{_fmt(m[d]):>12}" for d in CAR_DIMENSIONS) + f"  {_fmt(m['mean']):>8}")
+        lines.append(
+            f"{name[:34]:<34} {m['items']:>5} {m['judged']:>6}  "
+            + "  ".join(f"{_fmt(m[d]):>12}" for d in CAR_DIMENSIONS)
+            + f"  {_fmt(m['mean']):>8}"
+        )
     return "\n".join(lines)
 
 
@@ -57,6 +65,8 @@ def format_comparison(a: dict[str, dict], b: dict[str, dict], label_a: str, labe
             va = a.get(name, {}).get(d, math.nan)
             vb = b.get(name, {}).get(d, math.nan)
             diff = vb - va
-            lines.append(f"{name[:30]:<30} {d:<15} {_fmt(va):>18} {_fmt(vb):>18} "
-                         f"{'-' if math.isnan(diff) else f'{diff:+.2f}':>8}")
+            lines.append(
+                f"{name[:30]:<30} {d:<15} {_fmt(va):>18} {_fmt(vb):>18} "
+                f"{'-' if math.isnan(diff) else f'{diff:+.2f}':>8}"
+            )
     return "\n".join(lines)

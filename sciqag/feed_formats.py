@@ -15,6 +15,7 @@ document's encoding or where its DOCTYPE stands. A DOCTYPE without entity declar
 Every problem with a document is a FeedFormatError with a `kind` saying why; what can be read despite a problem is
 read and the problem is a warning on the page (`FeedPage.warnings`).
 """
+
 from __future__ import annotations
 
 import io
@@ -57,11 +58,16 @@ NS = {
     "oai": "http://www.openarchives.org/OAI/2.0/",
     "oai_dc": "http://www.openarchives.org/OAI/2.0/oai_dc/",
 }
-PRISM_NAMESPACES = frozenset({
-    "http://prismstandard.org/namespaces/1.2/basic/", "http://prismstandard.org/namespaces/basic/1.2/",
-    "http://prismstandard.org/namespaces/basic/2.0/", "http://prismstandard.org/namespaces/basic/2.1/",
-    "http://prismstandard.org/namespaces/basic/3.0/", "http://purl.org/rss/1.0/modules/prism/",
-})
+PRISM_NAMESPACES = frozenset(
+    {
+        "http://prismstandard.org/namespaces/1.2/basic/",
+        "http://prismstandard.org/namespaces/basic/1.2/",
+        "http://prismstandard.org/namespaces/basic/2.0/",
+        "http://prismstandard.org/namespaces/basic/2.1/",
+        "http://prismstandard.org/namespaces/basic/3.0/",
+        "http://purl.org/rss/1.0/modules/prism/",
+    }
+)
 _LANGUAGES = {"en": "en", "eng": "en", "english": "en", "ru": "ru", "rus": "ru", "russian": "ru"}
 MAX_FEED_BYTES = 20 * 1024 * 1024
 
@@ -149,8 +155,11 @@ def _xml(data: bytes, what: str) -> ET.Element:
     try:
         return SafeET.fromstring(data, **_SAFE)
     except DefusedXmlException as exc:
-        raise FeedFormatError(f"{what} document declares entities or external references ({exc!r}); refused: "
-                              "entity expansion is never done", kind=ENTITIES_REFUSED) from exc
+        raise FeedFormatError(
+            f"{what} document declares entities or external references ({exc!r}); refused: "
+            "entity expansion is never done",
+            kind=ENTITIES_REFUSED,
+        ) from exc
     except ET.ParseError as exc:
         kind = UNREADABLE_ENCODING if "encoding" in str(exc) else NOT_WELL_FORMED
         raise FeedFormatError(f"{what} document is not well-formed XML: {exc}", kind=kind) from exc
@@ -172,6 +181,7 @@ def _looks_like_pdf(url: str) -> bool:
 
 
 # -- arXiv API (Atom) ----------------------------------------------------------------------------
+
 
 def parse_arxiv_atom(data: bytes) -> FeedPage:
     root = _xml(data, "Atom")
@@ -196,17 +206,25 @@ def parse_arxiv_atom(data: bytes) -> FeedPage:
         if primary is not None and primary.get("term") in categories:
             categories.remove(primary.get("term"))
             categories.insert(0, primary.get("term"))
-        entries.append(FeedEntry(
-            entry_id=entry_id, title=title, doi=_doi_in(_text(e.find("arxiv:doi", NS))), pdf_url=pdf,
-            journal=_text(e.find("arxiv:journal_ref", NS)), categories=categories,
-            authors=[_text(a.find("atom:name", NS)) for a in e.findall("atom:author", NS)],
-            published=_text(e.find("atom:published", NS)), abstract=_text(e.find("atom:summary", NS)),
-            language=language_hint(e.get("{http://www.w3.org/XML/1998/namespace}lang", "")),
-        ))
+        entries.append(
+            FeedEntry(
+                entry_id=entry_id,
+                title=title,
+                doi=_doi_in(_text(e.find("arxiv:doi", NS))),
+                pdf_url=pdf,
+                journal=_text(e.find("arxiv:journal_ref", NS)),
+                categories=categories,
+                authors=[_text(a.find("atom:name", NS)) for a in e.findall("atom:author", NS)],
+                published=_text(e.find("atom:published", NS)),
+                abstract=_text(e.find("atom:summary", NS)),
+                language=language_hint(e.get("{http://www.w3.org/XML/1998/namespace}lang", "")),
+            )
+        )
     return FeedPage(entries, total=int(total_text) if total_text.isdigit() else None)
 
 
 # -- RSS 0.9x/1.0/2.0 and Atom (journal tables of contents), through feedparser --------------------------------
+
 
 def _entities_declared(data: bytes) -> Exception | None:
     """The reason to refuse a document that declares entities or external references (None: it declares none).
@@ -237,8 +255,11 @@ def read_feed(data: bytes, *, content_type: str = "", base_url: str = "") -> fee
             return feedparser.parse(io.BytesIO(data), response_headers=headers)
         except DefusedXmlException as exc:  # declarations the first parse could not reach (another encoding)
             refused = exc
-    raise FeedFormatError(f"RSS/Atom document declares entities or external references ({refused!r}); refused: "
-                          "entity expansion is never done", kind=ENTITIES_REFUSED)
+    raise FeedFormatError(
+        f"RSS/Atom document declares entities or external references ({refused!r}); refused: "
+        "entity expansion is never done",
+        kind=ENTITIES_REFUSED,
+    )
 
 
 def _detail_text(entry, key: str) -> str:
@@ -274,14 +295,20 @@ def _rss_entry(e, channel: dict, prism: tuple[str, ...]) -> FeedEntry | None:
     authors = [" ".join(str(a.get("name") or "").split()) for a in e.get("authors") or [] if isinstance(a, dict)]
     language = pick("language") or (e.get("title_detail") or {}).get("language") or channel["language"]
     return FeedEntry(
-        entry_id=entry_id, title=_detail_text(e, "title"), doi=doi, pdf_url=pdf,
+        entry_id=entry_id,
+        title=_detail_text(e, "title"),
+        doi=doi,
+        pdf_url=pdf,
         journal=prism_field("publicationname") or pick("dc_source") or channel["journal"],
-        categories=[" ".join(t["term"].split()) for t in e.get("tags") or []
-                    if isinstance(t, dict) and isinstance(t.get("term"), str) and t["term"].strip()],
+        categories=[
+            " ".join(t["term"].split())
+            for t in e.get("tags") or []
+            if isinstance(t, dict) and isinstance(t.get("term"), str) and t["term"].strip()
+        ],
         authors=[a for a in authors if a],
-        published=pick("published", "updated", "created") or prism_field("publicationdate")
-        or prism_field("coverdate"),
-        language=language_hint(language or ""), abstract=_detail_text(e, "summary"),
+        published=pick("published", "updated", "created") or prism_field("publicationdate") or prism_field("coverdate"),
+        language=language_hint(language or ""),
+        abstract=_detail_text(e, "summary"),
     )
 
 
@@ -297,18 +324,32 @@ def parse_rss(data: bytes, *, content_type: str = "", base_url: str = "") -> Fee
     problem = flagged if isinstance(flagged, (xml.sax.SAXException, feedparser.UndeclaredNamespace)) else None
     # else: an encoding feedparser had to guess (CharacterEncodingOverride/Unknown) or a Content-Type that is not
     # an XML one (NonXMLContentType): every entry was read, the first is a warning, the second nothing to report
-    guessed = flagged if isinstance(flagged, (feedparser.CharacterEncodingOverride,
-                                              feedparser.CharacterEncodingUnknown)) else None
+    guessed = (
+        flagged
+        if isinstance(flagged, (feedparser.CharacterEncodingOverride, feedparser.CharacterEncodingUnknown))
+        else None
+    )
     if not result.get("version"):  # feedparser found no <rss>, <rdf:RDF> or <feed>: a landing page, an error page
         why = f": {problem}" if problem else ""
         raise FeedFormatError(f"not an RSS or Atom document{why}", kind=NOT_WELL_FORMED)
     feed = result.get("feed") or {}
-    prism = tuple(dict.fromkeys(["prism"] + [p for p, uri in (result.get("namespaces") or {}).items()
-                                             if uri in PRISM_NAMESPACES and p]))
-    channel = {"language": feed.get("language") or "",
-               "journal": next((" ".join(feed[f"{p}_publicationname"].split()) for p in prism
-                                if isinstance(feed.get(f"{p}_publicationname"), str)), "")
-               or _detail_text(feed, "title")}
+    prism = tuple(
+        dict.fromkeys(
+            ["prism"] + [p for p, uri in (result.get("namespaces") or {}).items() if uri in PRISM_NAMESPACES and p]
+        )
+    )
+    channel = {
+        "language": feed.get("language") or "",
+        "journal": next(
+            (
+                " ".join(feed[f"{p}_publicationname"].split())
+                for p in prism
+                if isinstance(feed.get(f"{p}_publicationname"), str)
+            ),
+            "",
+        )
+        or _detail_text(feed, "title"),
+    }
     entries, unreadable = [], 0
     for e in result.get("entries") or []:
         entry = _rss_entry(e, channel, prism)
@@ -317,12 +358,16 @@ def parse_rss(data: bytes, *, content_type: str = "", base_url: str = "") -> Fee
         else:
             entries.append(entry)
     if problem is not None and unreadable and not entries:
-        raise FeedFormatError(f"ill-formed RSS/Atom document ({problem}); none of its {unreadable} entries could be "
-                              "read", kind=NOT_WELL_FORMED)
+        raise FeedFormatError(
+            f"ill-formed RSS/Atom document ({problem}); none of its {unreadable} entries could be read",
+            kind=NOT_WELL_FORMED,
+        )
     page = FeedPage(entries, complete=problem is None and not unreadable)
     if problem is not None:
-        page.warnings.append(f"{RECOVERED}: ill-formed document ({type(problem).__name__}: {problem}); "
-                             f"{len(entries)} entries read as feedparser recovered them")
+        page.warnings.append(
+            f"{RECOVERED}: ill-formed document ({type(problem).__name__}: {problem}); "
+            f"{len(entries)} entries read as feedparser recovered them"
+        )
     if guessed is not None:
         page.warnings.append(f"{ENCODING_GUESSED}: {guessed}")
     if unreadable:
@@ -332,6 +377,7 @@ def parse_rss(data: bytes, *, content_type: str = "", base_url: str = "") -> Fee
 
 # -- OAI-PMH ListRecords / GetRecord (oai_dc) ------------------------------------------------------------------
 
+
 def parse_oai_pmh(data: bytes) -> FeedPage:
     root = _xml(data, "OAI-PMH")
     if root.tag != f"{{{NS['oai']}}}OAI-PMH":
@@ -339,16 +385,22 @@ def parse_oai_pmh(data: bytes) -> FeedPage:
     response_date = _text(root.find("oai:responseDate", NS))
     error = root.find("oai:error", NS)
     if error is not None:
-        return FeedPage([], error_code=error.get("code", "unknown"), error_message=_text(error),
-                        response_date=response_date)
+        return FeedPage(
+            [], error_code=error.get("code", "unknown"), error_message=_text(error), response_date=response_date
+        )
     listing = root.find("oai:ListRecords", NS)
     if listing is None:
         listing = root.find("oai:GetRecord", NS)
     if listing is None:
-        verbs = [child.tag.rsplit("}", 1)[-1] for child in root if child.tag.rsplit("}", 1)[-1] not in
-                 ("responseDate", "request")]
-        raise FeedFormatError(f"OAI-PMH response has neither <ListRecords> nor <error> (it has {verbs}): the source "
-                              "must answer verb=ListRecords")
+        verbs = [
+            child.tag.rsplit("}", 1)[-1]
+            for child in root
+            if child.tag.rsplit("}", 1)[-1] not in ("responseDate", "request")
+        ]
+        raise FeedFormatError(
+            f"OAI-PMH response has neither <ListRecords> nor <error> (it has {verbs}): the source "
+            "must answer verb=ListRecords"
+        )
     entries, formats = [], {}
     for record in listing.findall("oai:record", NS):
         header = record.find("oai:header", NS)
@@ -360,38 +412,49 @@ def parse_oai_pmh(data: bytes) -> FeedPage:
             tag = next((child.tag for child in metadata), "(empty)") if metadata is not None else "(none)"
             formats[tag] = formats.get(tag, 0) + 1
             continue
-        identifiers = [_text(x) for x in dc.findall("dc:identifier", NS)] + \
-                      [_text(x) for x in dc.findall("dc:relation", NS)]
+        identifiers = [_text(x) for x in dc.findall("dc:identifier", NS)] + [
+            _text(x) for x in dc.findall("dc:relation", NS)
+        ]
         pdf = next((i for i in identifiers if i.startswith("http") and _looks_like_pdf(i)), "")
         languages = [language_hint(_text(x)) for x in dc.findall("dc:language", NS)]
-        entries.append(FeedEntry(
-            entry_id=_text(header.find("oai:identifier", NS)), title=_text(dc.find("dc:title", NS)),
-            doi=_doi_in(*identifiers), pdf_url=pdf, journal=_text(dc.find("dc:source", NS)),
-            categories=[_text(s) for s in dc.findall("dc:subject", NS) if _text(s)]
-            + [_text(s) for s in header.findall("oai:setSpec", NS)],
-            authors=[_text(c) for c in dc.findall("dc:creator", NS) if _text(c)],
-            published=_text(dc.find("dc:date", NS)),
-            language=next((x for x in languages if x), ""), abstract=_text(dc.find("dc:description", NS)),
-        ))
+        entries.append(
+            FeedEntry(
+                entry_id=_text(header.find("oai:identifier", NS)),
+                title=_text(dc.find("dc:title", NS)),
+                doi=_doi_in(*identifiers),
+                pdf_url=pdf,
+                journal=_text(dc.find("dc:source", NS)),
+                categories=[_text(s) for s in dc.findall("dc:subject", NS) if _text(s)]
+                + [_text(s) for s in header.findall("oai:setSpec", NS)],
+                authors=[_text(c) for c in dc.findall("dc:creator", NS) if _text(c)],
+                published=_text(dc.find("dc:date", NS)),
+                language=next((x for x in languages if x), ""),
+                abstract=_text(dc.find("dc:description", NS)),
+            )
+        )
     token_el = listing.find("oai:resumptionToken", NS)
     token = _text(token_el)
     size = token_el.get("completeListSize", "") if token_el is not None else ""
-    page = FeedPage(entries, next_token=token, total=int(size) if size.isdigit() else None,
-                    response_date=response_date)
+    page = FeedPage(entries, next_token=token, total=int(size) if size.isdigit() else None, response_date=response_date)
     if formats:
-        page.warnings.append(f"{UNKNOWN_METADATA}: {sum(formats.values())} records not in oai_dc "
-                             f"({', '.join(sorted(formats))}) were not read; set metadata_prefix = \"oai_dc\"")
+        page.warnings.append(
+            f"{UNKNOWN_METADATA}: {sum(formats.values())} records not in oai_dc "
+            f'({", ".join(sorted(formats))}) were not read; set metadata_prefix = "oai_dc"'
+        )
     return page
 
 
 # -- Crossref REST "works" -------------------------------------------------------------------------------------
 
+
 def _crossref_pdf(links: list) -> str:
     links = [x for x in links if isinstance(x, dict) and isinstance(x.get("URL"), str)]
     typed = next((x["URL"] for x in links if x.get("content-type") == "application/pdf"), "")
     # Springer (/content/pdf/...), IEEE (....pdf) and others type their PDF links "unspecified"
-    return typed or next((x["URL"] for x in links if x.get("content-type") in ("unspecified", None, "")
-                          and _looks_like_pdf(x["URL"])), "")
+    return typed or next(
+        (x["URL"] for x in links if x.get("content-type") in ("unspecified", None, "") and _looks_like_pdf(x["URL"])),
+        "",
+    )
 
 
 def _crossref_work(item: dict) -> FeedEntry | None:
@@ -405,8 +468,9 @@ def _crossref_work(item: dict) -> FeedEntry | None:
 
     date = item.get("published") or item.get("issued")
     date_parts = date.get("date-parts") if isinstance(date, dict) else None
-    date_parts = date_parts[0] if isinstance(date_parts, list) and date_parts and isinstance(date_parts[0], list) \
-        else []
+    date_parts = (
+        date_parts[0] if isinstance(date_parts, list) and date_parts and isinstance(date_parts[0], list) else []
+    )
     authors = []
     for a in item.get("author") or []:
         if isinstance(a, dict):
@@ -415,9 +479,13 @@ def _crossref_work(item: dict) -> FeedEntry | None:
                 authors.append(flatten_html(name))
     abstract = item.get("abstract") if isinstance(item.get("abstract"), str) else ""
     return FeedEntry(
-        entry_id=doi, title=flatten_html(" ".join(strings("title"))), doi=doi,
-        pdf_url=_crossref_pdf(item.get("link") or []), journal=flatten_html(" ".join(strings("container-title")[:1])),
-        categories=strings("subject"), authors=authors,
+        entry_id=doi,
+        title=flatten_html(" ".join(strings("title"))),
+        doi=doi,
+        pdf_url=_crossref_pdf(item.get("link") or []),
+        journal=flatten_html(" ".join(strings("container-title")[:1])),
+        categories=strings("subject"),
+        authors=authors,
         published="-".join(f"{int(p):02d}" for p in date_parts if isinstance(p, int)),
         language=language_hint(item.get("language") if isinstance(item.get("language"), str) else ""),
         abstract=flatten_html(abstract),
@@ -435,8 +503,9 @@ def parse_crossref(data: bytes) -> FeedPage:
     if not isinstance(doc, dict) or not isinstance(doc.get("message"), dict):
         raise FeedFormatError(f"not a Crossref API response (no message object): {str(doc)[:200]}")
     if doc.get("status") not in (None, "ok"):
-        raise FeedFormatError(f"Crossref answered status {doc.get('status')!r}: {str(doc['message'])[:300]}",
-                              kind=API_ERROR)
+        raise FeedFormatError(
+            f"Crossref answered status {doc.get('status')!r}: {str(doc['message'])[:300]}", kind=API_ERROR
+        )
     message, message_type = doc["message"], doc.get("message-type")
     if message_type == "work":  # one work (/works/{doi})
         items, message = [message], {}
@@ -447,11 +516,14 @@ def parse_crossref(data: bytes) -> FeedPage:
     else:
         raise FeedFormatError(f"not a Crossref works listing: message-type {message_type!r} has no message.items")
     total = message.get("total-results")
-    page = FeedPage([], next_token=str(message.get("next-cursor") or ""),
-                    total=total if isinstance(total, int) else None)
+    page = FeedPage(
+        [], next_token=str(message.get("next-cursor") or ""), total=total if isinstance(total, int) else None
+    )
     if message_type not in (None, "work-list", "work"):
-        page.warnings.append(f"{NOT_WORKS}: a Crossref {message_type!r} of {len(items)} items, not a work-list; "
-                             "nothing read (point the url at a /works listing)")
+        page.warnings.append(
+            f"{NOT_WORKS}: a Crossref {message_type!r} of {len(items)} items, not a work-list; "
+            "nothing read (point the url at a /works listing)"
+        )
         page.next_token = ""
         return page
     unreadable = 0
@@ -469,5 +541,10 @@ def parse_crossref(data: bytes) -> FeedPage:
     return page
 
 
-PARSERS = {"arxiv": parse_arxiv_atom, "rss": parse_rss, "atom": parse_rss, "oai-pmh": parse_oai_pmh,
-           "crossref": parse_crossref}
+PARSERS = {
+    "arxiv": parse_arxiv_atom,
+    "rss": parse_rss,
+    "atom": parse_rss,
+    "oai-pmh": parse_oai_pmh,
+    "crossref": parse_crossref,
+}

@@ -1,4 +1,5 @@
 """Deterministic identifiers: a paper keeps its id across re-submission, a pair across re-delivery."""
+
 from __future__ import annotations
 
 import hashlib

@@ -14,13 +14,14 @@ Our items map to it as follows (documented in the README):
 - the correct option's letter is assigned so that A-D are balanced over the export
   (item i, ordered by qa_id, gets letter i mod 4); templates are spread evenly (template i mod 10).
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 LETTERS = "ABCD"
 
@@ -39,10 +40,17 @@ TEMPLATES = [
 ]
 FEWSHOT_TEMPLATE = "{question}\nA) {option_a}\nB) {option_b}\nC) {option_c}\nD) {option_d}\nОтвет:"
 
-_CAUSAL = re.compile(r"^\s*(why|what causes|what is the reason|почему|по какой причине|что вызывает|чем объясняется)", re.I)
-_PROCESS = re.compile(r"^\s*(how|by what|what method|which method|как|каким образом|каким методом|с помощью чего)", re.I)
-_PROPERTIES = re.compile(r"^\s*(what (value|percentage|temperature|concentration|size)|how (much|many|large|long)|"
-                         r"сколько|какова|каков|какое значение|при какой температуре)", re.I)
+_CAUSAL = re.compile(
+    r"^\s*(why|what causes|what is the reason|почему|по какой причине|что вызывает|чем объясняется)", re.I
+)
+_PROCESS = re.compile(
+    r"^\s*(how|by what|what method|which method|как|каким образом|каким методом|с помощью чего)", re.I
+)
+_PROPERTIES = re.compile(
+    r"^\s*(what (value|percentage|temperature|concentration|size)|how (much|many|large|long)|"
+    r"сколько|какова|каков|какое значение|при какой температуре)",
+    re.I,
+)
 _NUMBER = re.compile(r"\d")
 
 
@@ -85,17 +93,19 @@ def to_mera(items: Iterable[MCQ]) -> list[dict]:
         target = i % 4
         distractors = [o for j, o in enumerate(item.options) if j != item.correct]
         options = distractors[:target] + [item.options[item.correct]] + distractors[target:]
-        rows.append({
-            "instruction": TEMPLATES[i % len(TEMPLATES)],
-            "inputs": {"question": item.question, **{f"option_{c}": o for c, o in zip("abcd", options)}},
-            "outputs": LETTERS[target],
-            "meta": {
-                "id": i,
-                "exam_name": item.journal or "sciqag-stream",
-                "school_grade": school_grade(item.question, item.options[item.correct]),
-                "knowledge_type": knowledge_type(item.question),
-            },
-        })
+        rows.append(
+            {
+                "instruction": TEMPLATES[i % len(TEMPLATES)],
+                "inputs": {"question": item.question, **{f"option_{c}": o for c, o in zip("abcd", options)}},
+                "outputs": LETTERS[target],
+                "meta": {
+                    "id": i,
+                    "exam_name": item.journal or "sciqag-stream",
+                    "school_grade": school_grade(item.question, item.options[item.correct]),
+                    "knowledge_type": knowledge_type(item.question),
+                },
+            }
+        )
     return rows
 
 

@@ -6,22 +6,33 @@ repeat an earlier question. Every drop is counted by reason. Whether a pair is a
 good question is left to the RACAR judge: a rule that dropped statements without
 a question form emptied whole papers with small models.
 """
+
 from __future__ import annotations
 
 import re
 from collections import Counter
 
 _RULES: list[tuple[str, re.Pattern]] = [
-    ("mentions_the_paper", re.compile(
-        r"\b(this|the present|our|the current)\s+(paper|study|article|work|research|manuscript|report)\b|"
-        r"\bin\s+this\s+(paper|study|article|work)\b|"
-        r"(в\s+)?(данн|настоящ|эт)(ой|ом|ая|ую|ом)\s+(стать|работ|исследовани|диссертаци)",
-        re.IGNORECASE)),
+    (
+        "mentions_the_paper",
+        re.compile(
+            r"\b(this|the present|our|the current)\s+(paper|study|article|work|research|manuscript|report)\b|"
+            r"\bin\s+this\s+(paper|study|article|work)\b|"
+            r"(в\s+)?(данн|настоящ|эт)(ой|ом|ая|ую|ом)\s+(стать|работ|исследовани|диссертаци)",
+            re.IGNORECASE,
+        ),
+    ),
     ("mentions_the_authors", re.compile(r"\b(the|these)\s+authors?\b|\bавтор(ы|ов|ами|ам)?\b", re.IGNORECASE)),
-    ("refers_to_figure_or_table", re.compile(
-        r"\b(fig\.?|figure|table|scheme|eq\.|equation)\s*\(?[0-9IVX]+|\b(рис\.?|рисун\w*|таблиц\w*|схем\w*)\s*\d+",
-        re.IGNORECASE)),
+    (
+        "refers_to_figure_or_table",
+        re.compile(
+            r"\b(fig\.?|figure|table|scheme|eq\.|equation)\s*\(?[0-9IVX]+|\b(рис\.?|рисун\w*|таблиц\w*|схем\w*)\s*\d+",
+            re.IGNORECASE,
+        ),
+    ),
 ]
+
+
 def drop_reason(question: str, answer: str, seen_questions: set[str]) -> str | None:
     text = f"{question} {answer}"
     for reason, pattern in _RULES:

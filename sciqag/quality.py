@@ -1,10 +1,11 @@
 """Quality measures of SciQAG: numeric support of answers, question diversity, answer coverage."""
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

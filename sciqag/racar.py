@@ -1,4 +1,5 @@
 """RACAR acceptance policies (SciQAG: Relevance, Agnosticism, Completeness, Accuracy, Reasonableness)."""
+
 from __future__ import annotations
 
 from schemas import RACAR_DIMENSIONS, Racar
@@ -22,4 +23,3 @@ def passes(values_by_dimension: dict[str, int], policy: str = "strict") -> bool:
     if policy == "mean2.5":
         return sum(values) / len(values) >= 2.5
     raise ValueError(f"unknown acceptance policy {policy!r}; choose from {', '.join(POLICIES)}")
-

@@ -1,4 +1,5 @@
 """Our quality metrics run on the SciQAG authors' own QA pairs, side by side with the paper's figures."""
+
 from __future__ import annotations
 
 import json
@@ -31,13 +32,23 @@ class ReleaseCheck:
 
     def rows(self) -> list[tuple[str, str, str]]:
         return [
-            ("numeric support", f"{PAPER_FIGURES['numeric_support'][1]:.2%}",
-             f"{self.numeric_support_micro:.2%} of {self.numbers} numbers ({self.numeric_support_mean:.2%} mean per answer)"),
-            ("coverage rate", f"{PAPER_FIGURES['coverage'][1]:.1%}",
-             f"{self.coverage_joint:.1%} (joint top 15%); {self.coverage_per_answer:.1%} if top 15% per answer"),
-            ("question diversity: pairs < 0.3", f"{PAPER_FIGURES['diversity'][1]:.0%} (LLM judge)",
-             f"{self.share_below_0_3:.1%} (MiniLM cosine); mean similarity {self.mean_similarity:.2f}; "
-             f"{self.pairs_over_0_7} pairs > 0.7"),
+            (
+                "numeric support",
+                f"{PAPER_FIGURES['numeric_support'][1]:.2%}",
+                f"{self.numeric_support_micro:.2%} of {self.numbers} numbers "
+                f"({self.numeric_support_mean:.2%} mean per answer)",
+            ),
+            (
+                "coverage rate",
+                f"{PAPER_FIGURES['coverage'][1]:.1%}",
+                f"{self.coverage_joint:.1%} (joint top 15%); {self.coverage_per_answer:.1%} if top 15% per answer",
+            ),
+            (
+                "question diversity: pairs < 0.3",
+                f"{PAPER_FIGURES['diversity'][1]:.0%} (LLM judge)",
+                f"{self.share_below_0_3:.1%} (MiniLM cosine); mean similarity {self.mean_similarity:.2f}; "
+                f"{self.pairs_over_0_7} pairs > 0.7",
+            ),
         ]
 
 

@@ -1,4 +1,5 @@
 """Data shipped inside installed packages (a model, a broker binary), found without importing them."""
+
 from __future__ import annotations
 
 import importlib.util

@@ -7,12 +7,14 @@ pairs. The train split is every other paper's pairs that pass the rule-based
 filter. Splitting is by paper, so no paper is in both. Only open pairs are used
 (multiple-choice items have their own export, `sciqag export --format mera`).
 """
+
 from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from .prefilter import drop_reason
 from .racar import passes
@@ -95,9 +97,15 @@ def split_pairs(rows: Iterable[dict[str, Any]], *, per_category: int, seed: int,
 
 # -- the three output shapes ---------------------------------------------------------------------
 
+
 def full_record(row: dict) -> dict:
-    return {"question": row["question"], "answer": row["answer"], "paper_id": row["paper_id"],
-            "doi": row.get("doi", ""), "category": category_of(row)}
+    return {
+        "question": row["question"],
+        "answer": row["answer"],
+        "paper_id": row["paper_id"],
+        "doi": row.get("doi", ""),
+        "category": category_of(row),
+    }
 
 
 def sciqag_record(row: dict) -> dict:
@@ -111,51 +119,56 @@ def instruction_record(row: dict) -> dict:
 SHAPES = {"qa": full_record, "sciqag": sciqag_record, "instruct": instruction_record}
 
 
-def dataset_card(split: Split, *, seed: int, per_category: int, policy: str, models: dict[str, list[str]],
-                 built_at: str, source: str) -> str:
+def dataset_card(
+    split: Split, *, seed: int, per_category: int, policy: str, models: dict[str, list[str]], built_at: str, source: str
+) -> str:
     rows = split.counts()
     table = ["| category | test papers | test pairs | train papers | train pairs |", "|---|---:|---:|---:|---:|"]
     for cat, by_split in rows.items():
         tp, tq = by_split.get("test", (0, 0))
         rp, rq = by_split.get("train", (0, 0))
         table.append(f"| {cat} | {tp} | {tq} | {rp} | {rq} |")
-    table.append(f"| **all** | {len(split.papers('test'))} | {len(split.test)} | {len(split.papers('train'))} | "
-                 f"{len(split.train)} |")
+    table.append(
+        f"| **all** | {len(split.papers('test'))} | {len(split.test)} | {len(split.papers('train'))} | "
+        f"{len(split.train)} |"
+    )
     short = [cat for cat, n in split.eligible_papers.items() if n < per_category]
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(split.rule_dropped.items())) or "none"
-    return "\n".join([
-        "# SciQAG-24D-style benchmark built by sciqag-stream",
-        "",
-        f"Built {built_at} from {source} with `sciqag dataset build --per-category {per_category} --seed {seed}`.",
-        "",
-        "## Splits",
-        "",
-        *table,
-        "",
-        "Splits are by paper: no paper has pairs in both. The test split is for closed-book QA "
-        "(`sciqag eval-open test/qa.jsonl`).",
-        "",
-        "## How the pairs were chosen",
-        "",
-        f"- **test**: per category, {per_category} papers drawn with seed {seed} from the papers that have at least "
-        f"one pair passing the acceptance policy **{policy}** "
-        f"({'every RACAR dimension = 3' if policy == 'strict' else 'mean RACAR score >= 2.5'}); only those pairs. "
-        f"{split.policy_dropped} pairs of test papers did not pass and were left out."
-        + (f" Categories with fewer eligible papers than asked: {', '.join(short)}." if short else ""),
-        "- **train**: every pair of the remaining papers that passes the rule-based filter (no reference to "
-        "\"this paper\", the authors, a figure or table; no trivial answer; no repeated question), which is "
-        f"applied to both splits. Removed by it: {dropped}.",
-        "- Open pairs only; multiple-choice items are exported with `sciqag export --format mera`.",
-        "",
-        "## Models",
-        "",
-        f"- generator: {', '.join(models.get('generator') or ['(unknown)'])}",
-        f"- judge: {', '.join(models.get('judge') or ['(unknown)'])}",
-        "",
-        "## Files",
-        "",
-        "Each split folder holds the same pairs in three shapes, as JSONL and Parquet:",
-        "`qa` {question, answer, paper_id, doi, category}; `sciqag` {Q, A} (SciQAG's release shape); "
-        "`instruct` {instruction, input, output} for instruction tuning.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# SciQAG-24D-style benchmark built by sciqag-stream",
+            "",
+            f"Built {built_at} from {source} with `sciqag dataset build --per-category {per_category} --seed {seed}`.",
+            "",
+            "## Splits",
+            "",
+            *table,
+            "",
+            "Splits are by paper: no paper has pairs in both. The test split is for closed-book QA "
+            "(`sciqag eval-open test/qa.jsonl`).",
+            "",
+            "## How the pairs were chosen",
+            "",
+            f"- **test**: per category, {per_category} papers drawn with seed {seed} from the papers that have at "
+            f"least one pair passing the acceptance policy **{policy}** "
+            f"({'every RACAR dimension = 3' if policy == 'strict' else 'mean RACAR score >= 2.5'}); only those pairs. "
+            f"{split.policy_dropped} pairs of test papers did not pass and were left out."
+            + (f" Categories with fewer eligible papers than asked: {', '.join(short)}." if short else ""),
+            "- **train**: every pair of the remaining papers that passes the rule-based filter (no reference to "
+            '"this paper", the authors, a figure or table; no trivial answer; no repeated question), which is '
+            f"applied to both splits. Removed by it: {dropped}.",
+            "- Open pairs only; multiple-choice items are exported with `sciqag export --format mera`.",
+            "",
+            "## Models",
+            "",
+            f"- generator: {', '.join(models.get('generator') or ['(unknown)'])}",
+            f"- judge: {', '.join(models.get('judge') or ['(unknown)'])}",
+            "",
+            "## Files",
+            "",
+            "Each split folder holds the same pairs in three shapes, as JSONL and Parquet:",
+            "`qa` {question, answer, paper_id, doi, category}; `sciqag` {Q, A} (SciQAG's release shape); "
+            "`instruct` {instruction, input, output} for instruction tuning.",
+            "",
+        ]
+    )

@@ -1,5 +1,6 @@
 """The corpus report behind `sciqag stats`: RACAR means, acceptance, numeric support, diversity and
 coverage, overall and by journal/category, as a terminal table and an HTML page with SVG plots."""
+
 from __future__ import annotations
 
 import html
@@ -70,9 +71,16 @@ HEADERS = ["group", "papers", "pairs", "accepted", *[d[:5] for d in RACAR_DIMENS
 
 def table_rows(groups: list[GroupStats]) -> list[list[str]]:
     return [
-        [g.name[:40], str(g.papers), str(g.pairs), _fmt(g.acceptance, True),
-         *[_fmt(g.racar[d]) for d in RACAR_DIMENSIONS],
-         _fmt(g.numeric_support, True), _fmt(g.share_below_0_3, True), _fmt(g.coverage, True)]
+        [
+            g.name[:40],
+            str(g.papers),
+            str(g.pairs),
+            _fmt(g.acceptance, True),
+            *[_fmt(g.racar[d]) for d in RACAR_DIMENSIONS],
+            _fmt(g.numeric_support, True),
+            _fmt(g.share_below_0_3, True),
+            _fmt(g.coverage, True),
+        ]
         for g in groups
     ]
 
@@ -88,40 +96,68 @@ def format_table(groups: list[GroupStats]) -> str:
 def _svg_bars(title: str, labels: list[str], counts: list[int], width: int = 320, height: int = 180) -> str:
     top = max(counts) if counts and max(counts) > 0 else 1
     bar_w = (width - 40) / max(1, len(counts))
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
-             f'<title>{html.escape(title)}</title>',
-             f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="12">{html.escape(title)}</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
+        f"<title>{html.escape(title)}</title>",
+        f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="12">{html.escape(title)}</text>',
+    ]
     for i, (label, count) in enumerate(zip(labels, counts)):
         h = (height - 50) * count / top
         x = 30 + i * bar_w
-        parts.append(f'<rect x="{x + 2:.1f}" y="{height - 25 - h:.1f}" width="{bar_w - 4:.1f}" height="{h:.1f}" fill="#4878a8"/>')
-        parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - 10}" text-anchor="middle" font-size="10">{html.escape(label)}</text>')
-        parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - 28 - h:.1f}" text-anchor="middle" font-size="10">{count}</text>')
+        parts.append(
+            f'<rect x="{x + 2:.1f}" y="{height - 25 - h:.1f}" width="{bar_w - 4:.1f}" height="{h:.1f}" fill="#4878a8"/>'
+        )
+        parts.append(
+            f'<text x="{x + bar_w / 2:.1f}" y="{height - 10}" text-anchor="middle" font-size="10">'
+            f"{html.escape(label)}</text>"
+        )
+        parts.append(
+            f'<text x="{x + bar_w / 2:.1f}" y="{height - 28 - h:.1f}" text-anchor="middle" '
+            f'font-size="10">{count}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def html_report(groups: list[GroupStats], qa: list[dict], papers: list[dict], title: str = "sciqag-stream corpus") -> str:
+def html_report(
+    groups: list[GroupStats], qa: list[dict], papers: list[dict], title: str = "sciqag-stream corpus"
+) -> str:
     plots = []
     for d in RACAR_DIMENSIONS:
         counts = [sum(1 for r in qa if r[d] == s) for s in (1, 2, 3)]
         plots.append(_svg_bars(f"{d} scores", ["1", "2", "3"], counts))
     bins = [f"{i * 10}-{i * 10 + 10}%" for i in range(10)]
     coverage = [p.get("coverage") for p in papers if p.get("coverage") is not None]
-    plots.append(_svg_bars("coverage per paper", bins, [sum(1 for c in coverage if min(int(c * 10), 9) == i) for i in range(10)], width=520))
+    plots.append(
+        _svg_bars(
+            "coverage per paper",
+            bins,
+            [sum(1 for c in coverage if min(int(c * 10), 9) == i) for i in range(10)],
+            width=520,
+        )
+    )
     support = [r.get("numeric_support") for r in qa if r.get("numeric_support") is not None]
-    plots.append(_svg_bars("numeric support per answer", bins, [sum(1 for c in support if min(int(c * 10), 9) == i) for i in range(10)], width=520))
+    plots.append(
+        _svg_bars(
+            "numeric support per answer",
+            bins,
+            [sum(1 for c in support if min(int(c * 10), 9) == i) for i in range(10)],
+            width=520,
+        )
+    )
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADERS)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table_rows(groups))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} td:first-child{{text-align:left}} .plots svg{{margin:8px;border:1px solid #eee}}</style>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} td:first-child{{text-align:left}}
+.plots svg{{margin:8px;border:1px solid #eee}}</style>
 </head><body>
 <h1>{html.escape(title)}</h1>
-<p>RACAR scores 1-3 per dimension; accepted = the acceptance policy in force; num.sup = share of numbers in answers found in the paper;
-div&lt;0.3 = share of question pairs of a paper below 0.3 cosine similarity; coverage = SciQAG coverage rate.</p>
+<p>RACAR scores 1-3 per dimension; accepted = the acceptance policy in force; num.sup = share of numbers in answers
+found in the paper; div&lt;0.3 = share of question pairs of a paper below 0.3 cosine similarity;
+coverage = SciQAG coverage rate.</p>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-<div class="plots">{''.join(plots)}</div>
+<div class="plots">{"".join(plots)}</div>
 </body></html>
 """
-

@@ -11,6 +11,7 @@ do not bring that password (HTTP basic auth, as clickhouse-connect sends it), as
 
     python -m tests.clickhouse_http --path DIR --port PORT
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,9 +33,23 @@ _INSERT = re.compile(rb"^\s*INSERT\s+INTO\b", re.IGNORECASE)
 # an insert whose statement leads the body: the rows follow the first line break after FORMAT <name>
 _INSERT_HEADER = re.compile(rb"^(\s*INSERT\s+INTO\b.*?\bFORMAT\s+\w+)[ \t]*\r?\n", re.IGNORECASE | re.DOTALL)
 # ClickHouse's own settings ride on the URL too; these are the transport ones chDB has no use for
-_TRANSPORT = {"query", "database", "query_id", "session_id", "session_timeout", "wait_end_of_query",
-              "send_progress_in_http_headers", "http_headers_progress_interval_ms", "compress", "decompress",
-              "enable_http_compression", "default_format", "user", "password", "client_protocol_version"}
+_TRANSPORT = {
+    "query",
+    "database",
+    "query_id",
+    "session_id",
+    "session_timeout",
+    "wait_end_of_query",
+    "send_progress_in_http_headers",
+    "http_headers_progress_interval_ms",
+    "compress",
+    "decompress",
+    "enable_http_compression",
+    "default_format",
+    "user",
+    "password",
+    "client_protocol_version",
+}
 
 
 class Engine:
@@ -45,11 +60,17 @@ class Engine:
         self._lock = threading.Lock()  # one statement at a time on the engine
         self._spool = tempfile.mkdtemp(prefix="ch-http-")
 
-    def run(self, sql: bytes, data: bytes | None, database: str, params: dict[str, str],
-            settings: dict[str, str] | None = None) -> tuple[bytes, str]:
+    def run(
+        self,
+        sql: bytes,
+        data: bytes | None,
+        database: str,
+        params: dict[str, str],
+        settings: dict[str, str] | None = None,
+    ) -> tuple[bytes, str]:
         match = _FORMAT.search(sql)
         fmt = match.group(1).decode() if match else "TabSeparated"
-        statement = sql[:match.start()].decode() if match else sql.decode()
+        statement = sql[: match.start()].decode() if match else sql.decode()
         with self._lock:
             if database:
                 self._conn.query(f"USE `{database}`", "TabSeparated")
@@ -58,8 +79,12 @@ class Engine:
                 spool = os.path.join(self._spool, "insert.bin")
                 with open(spool, "wb") as f:
                     f.write(data)
-                clause = " SETTINGS " + ", ".join(f"{k} = '{v}'" if not v.isdigit() else f"{k} = {v}"
-                                                  for k, v in settings.items()) if settings else ""
+                clause = (
+                    " SETTINGS "
+                    + ", ".join(f"{k} = '{v}'" if not v.isdigit() else f"{k} = {v}" for k, v in settings.items())
+                    if settings
+                    else ""
+                )
                 self._conn.query(f"{statement} FROM INFILE '{spool}'{clause} FORMAT {fmt}", "TabSeparated")
                 return b"", fmt
             result = self._conn.query(statement, fmt, params=params or None)
@@ -71,8 +96,10 @@ def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
     from email.policy import HTTP
 
     message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
-    return {part.get_param("name", header="content-disposition"): part.get_payload(decode=True).decode()
-            for part in message.iter_parts()}
+    return {
+        part.get_param("name", header="content-disposition"): part.get_payload(decode=True).decode()
+        for part in message.iter_parts()
+    }
 
 
 def make_handler(engine: Engine, password: str = ""):
@@ -93,24 +120,38 @@ def make_handler(engine: Engine, password: str = ""):
             if url.path == "/ping":
                 return self._reply(200, b"Ok.\n", "TabSeparated")
             if password and not self._authenticated():
-                return self._reply(401, b"Code: 516. DB::Exception: default: Authentication failed: password is "
-                                        b"incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)\n",
-                                   "TabSeparated", {"X-ClickHouse-Exception-Code": "516"})
+                return self._reply(
+                    401,
+                    b"Code: 516. DB::Exception: default: Authentication failed: password is "
+                    b"incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)\n",
+                    "TabSeparated",
+                    {"X-ClickHouse-Exception-Code": "516"},
+                )
             header = _INSERT_HEADER.match(body)
             if "query" in query:
                 sql, data = query["query"].encode(), body or None
             elif header:
-                sql, data = header.group(1), body[header.end():]
+                sql, data = header.group(1), body[header.end() :]
             else:
                 sql, data = body, None
-            params = {k[len("param_"):]: v for k, v in query.items() if k.startswith("param_")}
-            settings = {k: v for k, v in query.items() if k not in _TRANSPORT and not k.startswith("param_")
-                        and re.fullmatch(r"\w+", k) and re.fullmatch(r"[\w.-]*", v)}
+            params = {k[len("param_") :]: v for k, v in query.items() if k.startswith("param_")}
+            settings = {
+                k: v
+                for k, v in query.items()
+                if k not in _TRANSPORT
+                and not k.startswith("param_")
+                and re.fullmatch(r"\w+", k)
+                and re.fullmatch(r"[\w.-]*", v)
+            }
             try:
                 out, fmt = engine.run(sql, data, query.get("database", ""), params, settings)
             except Exception as exc:  # the client shows ClickHouse's message; keep it whole
-                return self._reply(500, f"Code: 1000. DB::Exception: {exc}\n".encode(), "TabSeparated",
-                                   {"X-ClickHouse-Exception-Code": "1000"})
+                return self._reply(
+                    500,
+                    f"Code: 1000. DB::Exception: {exc}\n".encode(),
+                    "TabSeparated",
+                    {"X-ClickHouse-Exception-Code": "1000"},
+                )
             self._reply(200, out, fmt)
 
         def _authenticated(self) -> bool:
@@ -151,11 +192,16 @@ def make_handler(engine: Engine, password: str = ""):
 
 
 def start_clickhouse_http(path: Path, port: int, log_file: Path, password: str = "") -> subprocess.Popen:
-    """This endpoint as its own process, returned once it answers /ping; with a password, only for those who bring it."""
+    """This endpoint as its own process, returned once it answers /ping; with a password, only for those who bring
+    it."""
     env = {**os.environ, "CLICKHOUSE_HTTP_PASSWORD": password}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.clickhouse_http", "--path", str(path), "--port", str(port)],
-                            stdout=open(log_file, "a"), stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent,
-                            env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.clickhouse_http", "--path", str(path), "--port", str(port)],
+        stdout=open(log_file, "a"),
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).parent.parent,
+        env=env,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

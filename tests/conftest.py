@@ -37,8 +37,10 @@ def pytest_collection_finish(session) -> None:
         return
     engines = [item for item in session.items if _runs_an_engine(item)]  # not by the mark: it may be missing too
     if engines and not all(item.nodeid.endswith("@llm") for item in engines):
-        message = ("pytest-xdist did not group the tests that run a vLLM engine (--dist loadgroup): see the pytest pin "
-                   "in pyproject.toml")
+        message = (
+            "pytest-xdist did not group the tests that run a vLLM engine (--dist loadgroup): see the pytest pin "
+            "in pyproject.toml"
+        )
         print(f"\nERROR: {message}", file=sys.__stderr__, flush=True)  # a worker's exception reaches the run garbled
         pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
 
@@ -78,10 +80,26 @@ def vllm_server(tmp_path_factory):
     port = free_port()
     log_path = tmp_path_factory.mktemp("vllm") / "vllm.log"
     log = open(log_path, "w")
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(prepare_bundled_model()),
-           "--served-model-name", "sciqag-llm", "--host", "127.0.0.1", "--port", str(port), "--enforce-eager",
-           "--max-model-len", "4096", "--gpu-memory-utilization", "0.2",
-           "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}']
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(prepare_bundled_model()),
+        "--served-model-name",
+        "sciqag-llm",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--enforce-eager",
+        "--max-model-len",
+        "4096",
+        "--gpu-memory-utilization",
+        "0.2",
+        "--structured-outputs-config",
+        '{"backend": "xgrammar", "disable_any_whitespace": true}',
+    ]
     env = {**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"}
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
@@ -94,7 +112,7 @@ def vllm_server(tmp_path_factory):
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise AssertionError("vllm serve did not come up:\n" + log_path.read_text()[-3000:])
+                    raise AssertionError("vllm serve did not come up:\n" + log_path.read_text()[-3000:]) from None
                 time.sleep(2)
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -1,4 +1,5 @@
 """Helpers for end-to-end tests: run the real `sciqag` CLI and read what it stored."""
+
 from __future__ import annotations
 
 import json
@@ -35,12 +36,24 @@ class RunResult:
     summary: dict
 
 
-def run_sciqag(paths: list[Path], data_dir: Path, port: int, *, extra: list[str] = (), timeout: float = 1200,
-               scrape: bool = False) -> RunResult:
+def run_sciqag(
+    paths: list[Path], data_dir: Path, port: int, *, extra: list[str] = (), timeout: float = 1200, scrape: bool = False
+) -> RunResult:
     """Run `sciqag run`; with scrape=True keep its metrics endpoint up after the job, read it, then stop it."""
     summary_file = data_dir / "summary.json"
-    cmd = [sciqag_exe(), "run", *map(str, paths), "--data-dir", str(data_dir), "--metrics-port", str(port),
-           "--summary-json", str(summary_file), *FAST, *extra]
+    cmd = [
+        sciqag_exe(),
+        "run",
+        *map(str, paths),
+        "--data-dir",
+        str(data_dir),
+        "--metrics-port",
+        str(port),
+        "--summary-json",
+        str(summary_file),
+        *FAST,
+        *extra,
+    ]
     if scrape:
         cmd += ["--linger", "600"]
     env = {**os.environ, **FAST_ENV, "PYTHONUNBUFFERED": "1"}
@@ -65,9 +78,9 @@ def run_sciqag(paths: list[Path], data_dir: Path, port: int, *, extra: list[str]
                 except queue.Empty:  # no news: the run may have died, or be taking too long
                     if proc.poll() is not None:
                         reader.join(timeout=10)
-                        raise AssertionError("sciqag run exited early:\n" + "".join(stderr[-60:]))
+                        raise AssertionError("sciqag run exited early:\n" + "".join(stderr[-60:])) from None
                     if time.monotonic() > deadline:
-                        raise AssertionError("sciqag run did not finish in time:\n" + "".join(stderr[-60:]))
+                        raise AssertionError("sciqag run did not finish in time:\n" + "".join(stderr[-60:])) from None
                     continue
                 if line.startswith("done; metrics stay up"):
                     break

@@ -1,5 +1,6 @@
 """A loopback HTTP server that speaks the public feed formats (written here from their specifications),
 pages them, fails on purpose, and serves the real PDFs the entries link to."""
+
 from __future__ import annotations
 
 import json
@@ -18,20 +19,23 @@ SMALL_B = "pymupdf__test_3780.pdf"  # 5 pages
 
 
 def atom_page(entries: list[dict], total: int, start: int) -> bytes:
-    items = "".join(f"""
+    items = "".join(
+        f"""
   <entry>
-    <id>http://arxiv.org/abs/{e['id']}</id>
-    <updated>{e['date']}</updated><published>{e['date']}</published>
-    <title>{e['title']}</title>
+    <id>http://arxiv.org/abs/{e["id"]}</id>
+    <updated>{e["date"]}</updated><published>{e["date"]}</published>
+    <title>{e["title"]}</title>
     <summary>An abstract.</summary>
     <author><name>A. Author</name></author><author><name>B. Author</name></author>
-    {f"<arxiv:doi>{e['doi']}</arxiv:doi>" if e.get('doi') else ""}
-    <link href="http://arxiv.org/abs/{e['id']}" rel="alternate" type="text/html"/>
-    <link title="pdf" href="{e['pdf']}" rel="related" type="application/pdf"/>
+    {f"<arxiv:doi>{e['doi']}</arxiv:doi>" if e.get("doi") else ""}
+    <link href="http://arxiv.org/abs/{e["id"]}" rel="alternate" type="text/html"/>
+    <link title="pdf" href="{e["pdf"]}" rel="related" type="application/pdf"/>
     <arxiv:primary_category term="cond-mat.mtrl-sci" scheme="http://arxiv.org/schemas/atom"/>
     <category term="physics.chem-ph" scheme="http://arxiv.org/schemas/atom"/>
     <category term="cond-mat.mtrl-sci" scheme="http://arxiv.org/schemas/atom"/>
-  </entry>""" for e in entries)
+  </entry>"""
+        for e in entries
+    )
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom" xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/"
       xmlns:arxiv="http://arxiv.org/schemas/atom">
@@ -46,18 +50,21 @@ def atom_page(entries: list[dict], total: int, start: int) -> bytes:
 
 
 def rss2(items: list[dict]) -> bytes:
-    body = "".join(f"""
+    body = "".join(
+        f"""
     <item>
-      <title>{i['title']}</title>
-      <link>https://doi.org/{i['doi']}</link>
-      <guid isPermaLink="false">{i['doi']}</guid>
+      <title>{i["title"]}</title>
+      <link>https://doi.org/{i["doi"]}</link>
+      <guid isPermaLink="false">{i["doi"]}</guid>
       <description>Graphical abstract.</description>
       <pubDate>Thu, 19 Nov 2026 00:00:00 GMT</pubDate>
       <dc:creator>C. Author</dc:creator>
-      <prism:doi>{i['doi']}</prism:doi>
+      <prism:doi>{i["doi"]}</prism:doi>
       <category>Analytical chemistry</category>
-      {f'<enclosure url="{i["pdf"]}" length="1000" type="application/pdf"/>' if i.get('pdf') else ''}
-    </item>""" for i in items)
+      {f'<enclosure url="{i["pdf"]}" length="1000" type="application/pdf"/>' if i.get("pdf") else ""}
+    </item>"""
+        for i in items
+    )
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:prism="http://prismstandard.org/namespaces/basic/2.0/">
   <channel>
@@ -72,16 +79,19 @@ def rss2(items: list[dict]) -> bytes:
 
 def rss1(items: list[dict]) -> bytes:
     seq = "".join(f'<rdf:li rdf:resource="https://doi.org/{i["doi"]}"/>' for i in items)
-    body = "".join(f"""
-  <item rdf:about="https://doi.org/{i['doi']}">
-    <title>{i['title']}</title>
-    <link>{i['pdf']}</link>
-    <dc:identifier>doi:{i['doi']}</dc:identifier>
-    <dc:language>{i.get('lang', 'en')}</dc:language>
+    body = "".join(
+        f"""
+  <item rdf:about="https://doi.org/{i["doi"]}">
+    <title>{i["title"]}</title>
+    <link>{i["pdf"]}</link>
+    <dc:identifier>doi:{i["doi"]}</dc:identifier>
+    <dc:language>{i.get("lang", "en")}</dc:language>
     <dc:subject>Materials science</dc:subject>
-    <prism:doi>{i['doi']}</prism:doi>
+    <prism:doi>{i["doi"]}</prism:doi>
     <prism:publicationName>Вестник испытаний</prism:publicationName>
-  </item>""" for i in items)
+  </item>"""
+        for i in items
+    )
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/"
          xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:prism="http://prismstandard.org/namespaces/basic/2.0/">
@@ -97,17 +107,19 @@ def oai(records: list[dict], token: str | None, size: int, request: str) -> byte
     body = ""
     for r in records:
         if r.get("deleted"):
-            body += f"""
-  <record><header status="deleted"><identifier>{r['id']}</identifier><datestamp>2026-11-19</datestamp></header></record>"""
+            body += (
+                f'\n  <record><header status="deleted"><identifier>{r["id"]}</identifier>'
+                "<datestamp>2026-11-19</datestamp></header></record>"
+            )
             continue
         idents = "".join(f"<dc:identifier>{x}</dc:identifier>" for x in r["identifiers"])
         body += f"""
   <record>
-    <header><identifier>{r['id']}</identifier><datestamp>2026-11-19</datestamp><setSpec>chem</setSpec></header>
+    <header><identifier>{r["id"]}</identifier><datestamp>2026-11-19</datestamp><setSpec>chem</setSpec></header>
     <metadata>
       <oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" xmlns:dc="http://purl.org/dc/elements/1.1/"
                  xsi:schemaLocation="http://www.openarchives.org/OAI/2.0/oai_dc/ http://www.openarchives.org/OAI/2.0/oai_dc.xsd">
-        <dc:title>{r['title']}</dc:title><dc:creator>D. Author</dc:creator><dc:subject>Chemistry</dc:subject>
+        <dc:title>{r["title"]}</dc:title><dc:creator>D. Author</dc:creator><dc:subject>Chemistry</dc:subject>
         <dc:description>Abstract.</dc:description><dc:date>2026-11-19</dc:date><dc:type>article</dc:type>
         {idents}<dc:language>eng</dc:language>
       </oai_dc:dc>
@@ -137,18 +149,30 @@ def oai_error(code: str, message: str) -> bytes:
 
 
 def crossref(items: list[dict], cursor: str | None, total: int) -> bytes:
-    works = [{
-        "DOI": i["doi"], "title": [i["title"]], "container-title": ["Crossref Journal of Tests"],
-        "subject": ["Spectroscopy"], "author": [{"given": "E.", "family": "Author"}],
-        "published": {"date-parts": [[2026, 11, 18]]}, "type": "journal-article", "language": "en",
-        "link": ([{"URL": i["pdf"], "content-type": "application/pdf", "intended-application": "text-mining"}]
-                 if i.get("pdf") else []),
-    } for i in items]
+    works = [
+        {
+            "DOI": i["doi"],
+            "title": [i["title"]],
+            "container-title": ["Crossref Journal of Tests"],
+            "subject": ["Spectroscopy"],
+            "author": [{"given": "E.", "family": "Author"}],
+            "published": {"date-parts": [[2026, 11, 18]]},
+            "type": "journal-article",
+            "language": "en",
+            "link": (
+                [{"URL": i["pdf"], "content-type": "application/pdf", "intended-application": "text-mining"}]
+                if i.get("pdf")
+                else []
+            ),
+        }
+        for i in items
+    ]
     message = {"total-results": total, "items": works, "items-per-page": len(works), "query": {}}
     if cursor is not None:
         message["next-cursor"] = cursor
-    return json.dumps({"status": "ok", "message-type": "work-list", "message-version": "1.0.0",
-                       "message": message}).encode()
+    return json.dumps(
+        {"status": "ok", "message-type": "work-list", "message-version": "1.0.0", "message": message}
+    ).encode()
 
 
 @dataclass
@@ -171,10 +195,19 @@ class FeedServer:
     def arxiv_entries(self) -> list[dict]:
         return [
             {"id": "2611.00001v1", "date": "2026-11-20T10:00:00Z", "title": "Paper A", "pdf": self.pdf(SMALL_A)},
-            {"id": "2611.00002v1", "date": "2026-11-19T10:00:00Z", "title": "Paper B", "pdf": self.pdf(SMALL_B),
-             "doi": "10.5555/tests.2"},
-            {"id": "2611.00003v1", "date": "2026-11-18T10:00:00Z", "title": "Dead link",
-             "pdf": self.pdf("missing.pdf")},
+            {
+                "id": "2611.00002v1",
+                "date": "2026-11-19T10:00:00Z",
+                "title": "Paper B",
+                "pdf": self.pdf(SMALL_B),
+                "doi": "10.5555/tests.2",
+            },
+            {
+                "id": "2611.00003v1",
+                "date": "2026-11-18T10:00:00Z",
+                "title": "Dead link",
+                "pdf": self.pdf("missing.pdf"),
+            },
         ]
 
     def handle(self, path: str, query: dict, headers: dict) -> tuple[int, dict, bytes]:
@@ -187,7 +220,11 @@ class FeedServer:
         if path == "/arxiv/api/query":
             start, size = int(q.get("start", 0)), int(q.get("max_results", 10))
             entries = self.arxiv_entries()
-            return 200, {"Content-Type": "application/atom+xml"}, atom_page(entries[start:start + size], len(entries), start)
+            return (
+                200,
+                {"Content-Type": "application/atom+xml"},
+                atom_page(entries[start : start + size], len(entries), start),
+            )
         if path == "/journal/rss2.xml":
             etag = f'"toc-v{self.rss2_version}"'
             if headers.get("If-None-Match") == etag:
@@ -205,22 +242,37 @@ class FeedServer:
             if q.get("from", "") > "2026-11-19":  # every record's datestamp is 2026-11-19
                 return 200, {}, oai_error("noRecordsMatch", f"nothing new since {q['from']}")
             if q.get("resumptionToken") == "tok-1":
-                records = [{"id": "oai:repo.example:2", "deleted": True},
-                           {"id": "oai:repo.example:3", "title": "Paper A again",
-                            "identifiers": [self.pdf(SMALL_A), "http://repo.example/record/3"]}]
+                records = [
+                    {"id": "oai:repo.example:2", "deleted": True},
+                    {
+                        "id": "oai:repo.example:3",
+                        "title": "Paper A again",
+                        "identifiers": [self.pdf(SMALL_A), "http://repo.example/record/3"],
+                    },
+                ]
                 return 200, {}, oai(records, "", 3, "resumptionToken=tok-1")
             if "resumptionToken" in q:
                 return 200, {}, oai_error("badResumptionToken", "expired")
-            records = [{"id": "oai:repo.example:1", "title": "Paper B again",
-                        "identifiers": ["https://doi.org/10.5555/tests.2", self.pdf(SMALL_B)]}]
+            records = [
+                {
+                    "id": "oai:repo.example:1",
+                    "title": "Paper B again",
+                    "identifiers": ["https://doi.org/10.5555/tests.2", self.pdf(SMALL_B)],
+                }
+            ]
             return 200, {}, oai(records, "tok-1", 3, "metadataPrefix=oai_dc")
         if path == "/crossref/works":
             if "from-index-date" in q.get("filter", ""):
                 return 200, {}, crossref([], None, 0)
             pages = {
                 "*": ([{"doi": "10.5555/tests.4", "title": "Paper D, no PDF"}], "c1"),
-                "c1": ([{"doi": "10.5555/tests.8", "title": "Scanned paper", "pdf": self.pdf(SCAN)},
-                        {"doi": "10.5555/TESTS.2", "title": "Paper B", "pdf": self.pdf(SMALL_B)}], "c2"),
+                "c1": (
+                    [
+                        {"doi": "10.5555/tests.8", "title": "Scanned paper", "pdf": self.pdf(SCAN)},
+                        {"doi": "10.5555/TESTS.2", "title": "Paper B", "pdf": self.pdf(SMALL_B)},
+                    ],
+                    "c2",
+                ),
                 "c2": ([], "c3"),
             }
             items, cursor = pages.get(q.get("cursor", "*"), ([], None))
@@ -230,8 +282,12 @@ class FeedServer:
             file = REAL_FEEDS / folder / name
             if folder not in ("arxiv", "oai", "crossref", "rss") or file.name != name or not file.is_file():
                 return 404, {}, b"not found"
-            kinds = {"arxiv": "application/atom+xml", "oai": "text/xml", "crossref": "application/json",
-                     "rss": "application/xml"}
+            kinds = {
+                "arxiv": "application/atom+xml",
+                "oai": "text/xml",
+                "crossref": "application/json",
+                "rss": "application/xml",
+            }
             if headers.get("If-None-Match") == f'"{name}"':
                 return 304, {"ETag": f'"{name}"'}, b""
             return 200, {"Content-Type": kinds[folder], "ETag": f'"{name}"'}, file.read_bytes()

@@ -1,5 +1,6 @@
 """Events as Faust hands them to the agents, records as aiokafka hands them to the sink, and topics that record
 what a stage sends."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -45,9 +46,18 @@ class RecordingTopic:
 
 
 def stage_topics() -> Topics:
-    return Topics(**{role: RecordingTopic(name) for role, name in [
-        ("papers", T.PAPERS), ("extracted", T.EXTRACTED), ("generated", T.GENERATED), ("scored", T.SCORED),
-        ("dlq", T.DLQ)]})
+    return Topics(
+        **{
+            role: RecordingTopic(name)
+            for role, name in [
+                ("papers", T.PAPERS),
+                ("extracted", T.EXTRACTED),
+                ("generated", T.GENERATED),
+                ("scored", T.SCORED),
+                ("dlq", T.DLQ),
+            ]
+        }
+    )
 
 
 def scored_run(paper_id: str, indexes: list[int], *, announce_ids: bool = True) -> list[QAScored]:
@@ -55,11 +65,21 @@ def scored_run(paper_id: str, indexes: list[int], *, announce_ids: bool = True) 
     ids = [qa_id_for(paper_id, i, "v-test") for i in indexes]
     score = DimensionScore(score=2, reason="ok")
     racar = Racar(relevance=score, agnosticism=score, completeness=score, accuracy=score, reasonableness=score)
-    return [QAScored(paper=PaperRef(paper_id=paper_id, source_uri="file:///p.pdf"), qa_id=qa_id, pair_index=index,
-                     sequence=seq, pair_count=len(ids), question=f"question {index}?", answer=f"answer {index}.",
-                     racar=racar, prompt_version="v-test",
-                     paper_qa_ids=ids if announce_ids and seq == len(ids) - 1 else [])
-            for seq, (index, qa_id) in enumerate(zip(indexes, ids))]
+    return [
+        QAScored(
+            paper=PaperRef(paper_id=paper_id, source_uri="file:///p.pdf"),
+            qa_id=qa_id,
+            pair_index=index,
+            sequence=seq,
+            pair_count=len(ids),
+            question=f"question {index}?",
+            answer=f"answer {index}.",
+            racar=racar,
+            prompt_version="v-test",
+            paper_qa_ids=ids if announce_ids and seq == len(ids) - 1 else [],
+        )
+        for seq, (index, qa_id) in enumerate(zip(indexes, ids))
+    ]
 
 
 async def sink_batch(pipeline, records: list) -> None:

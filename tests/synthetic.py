@@ -3,6 +3,7 @@
 Each paper differs in its material, numbers and wording, so each has its own content hash and paper_id.
 They are synthetic and make no claim about real materials.
 """
+
 from __future__ import annotations
 
 import random
@@ -10,8 +11,18 @@ from pathlib import Path
 
 from processors.local.samples import render_pdf
 
-_MATERIALS = ["zinc oxide", "titanium dioxide", "lithium iron phosphate", "graphene oxide", "silicon carbide",
-              "barium titanate", "cobalt ferrite", "tin dioxide", "bismuth vanadate", "copper indium sulfide"]
+_MATERIALS = [
+    "zinc oxide",
+    "titanium dioxide",
+    "lithium iron phosphate",
+    "graphene oxide",
+    "silicon carbide",
+    "barium titanate",
+    "cobalt ferrite",
+    "tin dioxide",
+    "bismuth vanadate",
+    "copper indium sulfide",
+]
 _METHODS = ["sol-gel synthesis", "hydrothermal growth", "spray pyrolysis", "ball milling", "atomic layer deposition"]
 _PROPERTIES = ["band gap", "specific capacity", "dielectric constant", "coercivity", "photocurrent density"]
 
@@ -52,8 +63,6 @@ def write_papers(out_dir: Path, count: int, start: int = 0) -> list[Path]:
         render_pdf(paper_markdown(index), path)
         paths.append(path)
     return paths
-
-
 
 
 def write_paper_copies(out_dir: Path, count: int, texts: int = 50) -> list[Path]:

@@ -3,6 +3,7 @@
 Cutting it aborts every open connection and stops listening (clients see resets, then refused
 connections); restoring it listens again on the same port. The service behind it keeps running.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,7 +18,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._transports: set[asyncio.BaseTransport] = set()
 
-    def __enter__(self) -> "TcpProxy":
+    def __enter__(self) -> TcpProxy:
         self._thread.start()
         self.restore()
         return self
@@ -33,6 +34,7 @@ class TcpProxy:
     def restore(self) -> None:
         async def listen():
             self._server = await asyncio.start_server(self._handle, self.host, self.listen_port)
+
         self._run(listen())
 
     def cut(self) -> None:
@@ -43,6 +45,7 @@ class TcpProxy:
             for transport in list(self._transports):
                 transport.abort()
             self._transports.clear()
+
         self._run(close_all())
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:

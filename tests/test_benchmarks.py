@@ -1,4 +1,5 @@
 """The benchmarks run and report ratios (figures are `make bench`'s business; here only that they work)."""
+
 import pytest
 
 from benchmarks import extraction, sink

@@ -1,22 +1,23 @@
 """SciQAG-24D-style splits, the release import and closed-book evaluation results (no LLM needed)."""
+
 from __future__ import annotations
 
 import json
 import random
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow.parquet as pq
 import pytest
 
 from processors.jobs.dataset_build import build_dataset
-from processors.jobs.release_import import read_release
 from processors.jobs.eval_open import read_test_items
-from sciqag.splits import category_of, split_pairs
-from sciqag.errors import ModelOutputError
+from processors.jobs.release_import import read_release
 from sciqag.car_results import car_means, format_comparison
+from sciqag.errors import ModelOutputError
 from sciqag.parsing import parse_car
 from sciqag.racar import passes
+from sciqag.splits import category_of, split_pairs
 
 from .conftest import SHARED, sciqag_exe
 from .e2e import open_store
@@ -40,11 +41,23 @@ def synthetic_rows(seed: int = 1) -> list[dict]:
                 question = f"What does method {c}-{p}-{i} measure?"
                 if i == 5:
                     question = "What does this paper report about the yield?"  # dropped by the rule filter
-                rows.append({"paper_id": pid, "qa_id": f"{pid}q{i}", "kind": "open", "pair_index": i,
-                             "journal": category, "categories": [category], "doi": f"10.1/{pid}",
-                             "question": question, "answer": f"It measures quantity {i} at {p} K.", **scores,
-                             "generator_model": "g", "judge_model": "j",
-                             "inserted_at": datetime(2026, 1, 1, tzinfo=timezone.utc)})
+                rows.append(
+                    {
+                        "paper_id": pid,
+                        "qa_id": f"{pid}q{i}",
+                        "kind": "open",
+                        "pair_index": i,
+                        "journal": category,
+                        "categories": [category],
+                        "doi": f"10.1/{pid}",
+                        "question": question,
+                        "answer": f"It measures quantity {i} at {p} K.",
+                        **scores,
+                        "generator_model": "g",
+                        "judge_model": "j",
+                        "inserted_at": datetime(2026, 1, 1, tzinfo=UTC),
+                    }
+                )
             rows.append({**rows[-1], "qa_id": f"{pid}m0", "kind": "mcq", "pair_index": 0, **{d: 3 for d in DIMS}})
     return rows
 
@@ -58,15 +71,24 @@ def test_split_invariants_on_synthetic_rows():
     # per category: min(N, papers with an accepted pair); Chemistry has 4 papers, 3 of them eligible
     assert split.eligible_papers == {"Chemistry": 3, "Materials Science": 7, "Physics, Applied": 5}
     assert {cat: c["test"][0] for cat, c in split.counts().items()} == {
-        "Chemistry": 3, "Materials Science": 3, "Physics, Applied": 3}
+        "Chemistry": 3,
+        "Materials Science": 3,
+        "Physics, Applied": 3,
+    }
     assert all(passes(r, "strict") for r in split.test)
     assert all(r["kind"] == "open" for r in split.test + split.train)
     assert not any("this paper" in r["question"] for r in split.test + split.train)
     assert split.rule_dropped == {"mentions_the_paper": 21}
     # train keeps judged-down pairs (only the rule filter applies there)
     assert any(not passes(r, "strict") for r in split.train)
-    assert split.policy_dropped == sum(1 for r in rows if r["paper_id"] in test_papers and r["kind"] == "open"
-                                       and "this paper" not in r["question"] and not passes(r, "strict"))
+    assert split.policy_dropped == sum(
+        1
+        for r in rows
+        if r["paper_id"] in test_papers
+        and r["kind"] == "open"
+        and "this paper" not in r["question"]
+        and not passes(r, "strict")
+    )
 
 
 def test_split_is_deterministic_for_a_seed_whatever_the_row_order():
@@ -97,17 +119,20 @@ def test_build_writes_three_shapes_resumes_and_keeps_jsonl_and_parquet_equal(tmp
     assert len(written) == 12
     for name in ("test", "train"):
         n = len(getattr(split, name))
-        qa = [json.loads(l) for l in (tmp_path / name / "qa.jsonl").read_text().splitlines()]
+        qa = [json.loads(line) for line in (tmp_path / name / "qa.jsonl").read_text().splitlines()]
         assert len(qa) == n and set(qa[0]) == {"question", "answer", "paper_id", "doi", "category"}
         assert set(json.loads((tmp_path / name / "sciqag.jsonl").read_text().splitlines()[0])) == {"Q", "A"}
         assert set(json.loads((tmp_path / name / "instruct.jsonl").read_text().splitlines()[0])) == {
-            "instruction", "input", "output"}
+            "instruction",
+            "input",
+            "output",
+        }
         assert pq.read_table(tmp_path / name / "qa.parquet").to_pylist() == qa
     card = (tmp_path / "README.md").read_text()
     assert "seed 3" in card and "strict" in card and "| Chemistry | 2 |" in card
     # an interrupted build: one file missing, one cut short; a re-run redoes exactly those
     (tmp_path / "train" / "qa.parquet").unlink()
-    (tmp_path / "test" / "sciqag.jsonl").write_text("{\"Q\": ")
+    (tmp_path / "test" / "sciqag.jsonl").write_text('{"Q": ')
     _, again = build_dataset(rows, tmp_path, per_category=2, seed=3, policy="strict", source="test")
     assert sorted(again) == ["test/sciqag.jsonl", "train/qa.parquet"]
     _, other_seed = build_dataset(rows, tmp_path, per_category=2, seed=4, policy="strict", source="test")
@@ -121,8 +146,9 @@ def test_category_falls_back_to_the_first_subject():
 
 
 def test_car_parser_and_means():
-    good = json.dumps({d: {"score": s, "reason": "ok"} for d, s in
-                       zip(("completeness", "accuracy", "reasonableness"), (5, 3, 1))})
+    good = json.dumps(
+        {d: {"score": s, "reason": "ok"} for d, s in zip(("completeness", "accuracy", "reasonableness"), (5, 3, 1))}
+    )
     car = parse_car(good)
     assert {d: v.score for d, v in car.items()} == {"completeness": 5, "accuracy": 3, "reasonableness": 1}
     with pytest.raises(ModelOutputError) as err:
@@ -145,8 +171,12 @@ def test_car_parser_and_means():
 
 def test_test_items_read_both_shapes(tmp_path):
     f = tmp_path / "t.jsonl"
-    f.write_text(json.dumps({"question": "Q one?", "answer": "A one.", "category": "Chem", "paper_id": "p1"}) + "\n"
-                 + json.dumps({"Q": "Q two?", "A": "A two."}) + "\n\n")
+    f.write_text(
+        json.dumps({"question": "Q one?", "answer": "A one.", "category": "Chem", "paper_id": "p1"})
+        + "\n"
+        + json.dumps({"Q": "Q two?", "A": "A two."})
+        + "\n\n"
+    )
     items = read_test_items(f)
     assert [(i.question, i.category) for i in items] == [("Q one?", "Chem"), ("Q two?", "(unknown)")]
     assert len({i.id for i in items}) == 2
@@ -169,12 +199,15 @@ def test_release_import_and_build_on_the_sciqag_records(tmp_path):
     assert len(papers) == 40 and sum(len(p.pairs) for p in papers) == 400
     data = str(tmp_path / "data")
     # 30 papers as already judged all-3, the other 10 as 2s: only the 30 may reach the test split
-    assert "imported 30 papers, 300 pairs" in _run("dataset", "import-sciqag", str(RELEASE), "--assume-score", "3",
-                                                   "--limit", "30", "--data-dir", data)
-    assert "imported 10 papers, 100 pairs" in _run("dataset", "import-sciqag", str(RELEASE), "--assume-score", "2",
-                                                   "--data-dir", data)
-    assert "imported 0 papers" in _run("dataset", "import-sciqag", str(RELEASE), "--assume-score", "3",
-                                       "--data-dir", data)  # a re-run changes nothing
+    assert "imported 30 papers, 300 pairs" in _run(
+        "dataset", "import-sciqag", str(RELEASE), "--assume-score", "3", "--limit", "30", "--data-dir", data
+    )
+    assert "imported 10 papers, 100 pairs" in _run(
+        "dataset", "import-sciqag", str(RELEASE), "--assume-score", "2", "--data-dir", data
+    )
+    assert "imported 0 papers" in _run(
+        "dataset", "import-sciqag", str(RELEASE), "--assume-score", "3", "--data-dir", data
+    )  # a re-run changes nothing
     store = open_store(tmp_path / "data")
     try:
         rows = store.qa_rows()
@@ -188,8 +221,8 @@ def test_release_import_and_build_on_the_sciqag_records(tmp_path):
         out = tmp_path / name
         _run("dataset", "build", "--data-dir", data, "--per-category", "5", "--seed", str(seed), "--out", str(out))
         outs.append(out)
-    test = [json.loads(l) for l in (outs[0] / "test" / "qa.jsonl").read_text().splitlines()]
-    train = [json.loads(l) for l in (outs[0] / "train" / "qa.jsonl").read_text().splitlines()]
+    test = [json.loads(line) for line in (outs[0] / "test" / "qa.jsonl").read_text().splitlines()]
+    train = [json.loads(line) for line in (outs[0] / "train" / "qa.jsonl").read_text().splitlines()]
     test_papers, train_papers = {r["paper_id"] for r in test}, {r["paper_id"] for r in train}
     assert len(test_papers) == 5 and test_papers <= three
     assert not test_papers & train_papers and len(test_papers | train_papers) == 40
@@ -197,8 +230,10 @@ def test_release_import_and_build_on_the_sciqag_records(tmp_path):
     assert not any("this study" in r["question"].lower() or "this paper" in r["question"].lower() for r in test + train)
     for shape in ("qa", "sciqag", "instruct"):
         for split in ("test", "train"):
-            assert (outs[0] / split / f"{shape}.jsonl").read_bytes() == (outs[1] / split / f"{shape}.jsonl").read_bytes()
-    other = {json.loads(l)["paper_id"] for l in (outs[2] / "test" / "qa.jsonl").read_text().splitlines()}
+            assert (outs[0] / split / f"{shape}.jsonl").read_bytes() == (
+                outs[1] / split / f"{shape}.jsonl"
+            ).read_bytes()
+    other = {json.loads(line)["paper_id"] for line in (outs[2] / "test" / "qa.jsonl").read_text().splitlines()}
     assert other != test_papers
     card = (outs[0] / "README.md").read_text()
     assert "| Chemistry, Analytical | 5 |" in card and "assumed:2, assumed:3" in card
@@ -228,16 +263,17 @@ def test_release_through_the_real_judge_then_closed_book_eval(tmp_path, free_por
     assert all(1 <= r[d] <= 3 for r in judged for d in DIMS)
     assert {r["prompt_version"] for r in judged} == {"sciqag-release"}
 
-    assert "imported 11 papers" in _run("dataset", "import-sciqag", str(RELEASE), "--limit", "12",
-                                        "--assume-score", "3", "--data-dir", data)
+    assert "imported 11 papers" in _run(
+        "dataset", "import-sciqag", str(RELEASE), "--limit", "12", "--assume-score", "3", "--data-dir", data
+    )
     bench = tmp_path / "bench"
     _run("dataset", "build", "--data-dir", data, "--per-category", "3", "--seed", "1", "--out", str(bench))
     test_file = bench / "test" / "qa.jsonl"
-    assert len({json.loads(l)["paper_id"] for l in test_file.read_text().splitlines()}) == 3
+    assert len({json.loads(line)["paper_id"] for line in test_file.read_text().splitlines()}) == 3
 
     results = tmp_path / "results.jsonl"
     first = _run("eval-open", str(test_file), "--limit", "4", "--out", str(results), *served)
-    rows = [json.loads(l) for l in results.read_text().splitlines()]
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert len(rows) == 4 and len({r["id"] for r in rows}) == 4
     for r in rows:
         assert r["answer_model"] == r["judge_model"] == "sciqag-llm"
@@ -247,16 +283,46 @@ def test_release_through_the_real_judge_then_closed_book_eval(tmp_path, free_por
     # interrupted after two graded items, the third cut mid-line: the re-run grades only the missing two
     lines = results.read_text().splitlines(keepends=True)
     results.write_text("".join(lines[:2]) + lines[2][:40])
-    second = subprocess.run([sciqag_exe(), "eval-open", str(test_file), "--limit", "4", "--out", str(results),
-                             "--compare", str(tmp_path / "first.jsonl"), *served], capture_output=True, text=True, timeout=600)
+    second = subprocess.run(
+        [
+            sciqag_exe(),
+            "eval-open",
+            str(test_file),
+            "--limit",
+            "4",
+            "--out",
+            str(results),
+            "--compare",
+            str(tmp_path / "first.jsonl"),
+            *served,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert second.returncode == 2 and "first.jsonl not found" in second.stderr  # checked before any work
     (tmp_path / "first.jsonl").write_text("".join(lines))
-    second = subprocess.run([sciqag_exe(), "eval-open", str(test_file), "--limit", "4", "--out", str(results),
-                             "--compare", str(tmp_path / "first.jsonl"), *served], capture_output=True, text=True, timeout=600)
+    second = subprocess.run(
+        [
+            sciqag_exe(),
+            "eval-open",
+            str(test_file),
+            "--limit",
+            "4",
+            "--out",
+            str(results),
+            "--compare",
+            str(tmp_path / "first.jsonl"),
+            *served,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming: 2 items already graded, 4 answers kept" in second.stderr
     assert "answered:" not in second.stderr and "graded: 2/2" in second.stderr
-    resumed = [json.loads(l)["id"] for l in results.read_text().splitlines()]
+    resumed = [json.loads(line)["id"] for line in results.read_text().splitlines()]
     assert sorted(resumed) == sorted(r["id"] for r in rows)
     assert "B - A" in second.stdout
 

@@ -1,5 +1,6 @@
 """The deployment, validated with the real tools: promtool, docker-compose, kubernetes-validate,
 and the dashboard's metric names against a live worker's /metrics."""
+
 import json
 import re
 import shutil
@@ -34,19 +35,27 @@ def _tool(name: str) -> str:
 
 
 def test_prometheus_config_and_alert_rules_pass_promtool():
-    config = subprocess.run([_tool("promtool"), "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
-                            capture_output=True, text=True)
+    config = subprocess.run(
+        [_tool("promtool"), "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+    )
     assert config.returncode == 0, config.stdout + config.stderr
-    rules = subprocess.run([_tool("promtool"), "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")],
-                           capture_output=True, text=True)
+    rules = subprocess.run(
+        [_tool("promtool"), "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")], capture_output=True, text=True
+    )
     assert rules.returncode == 0 and "SUCCESS: 6 rules found" in rules.stdout, rules.stdout + rules.stderr
 
 
 def _compose_config(tmp_path) -> dict:
     env = tmp_path / "test.env"
     shutil.copy(DEPLOY / "env.example", env)
-    proc = subprocess.run([_tool("docker-compose"), "--env-file", str(env), "-f", str(ROOT / "docker-compose.yml"),
-                           "config"], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [_tool("docker-compose"), "--env-file", str(env), "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr
     return yaml.safe_load(proc.stdout)
 
@@ -54,7 +63,9 @@ def _compose_config(tmp_path) -> dict:
 def test_compose_validates_and_matches_the_cli_and_settings(tmp_path):
     config = _compose_config(tmp_path)
     services = config["services"]
-    assert {"kafka", "clickhouse", "vllm", "extractor", "generator", "judge", "sink", "prometheus", "grafana"} <= set(services)
+    assert {"kafka", "clickhouse", "vllm", "extractor", "generator", "judge", "sink", "prometheus", "grafana"} <= set(
+        services
+    )
     known_env = {f"SCIQAG_{f.name.upper()}" for f in fields(Settings)} | {"SCIQAG_CLICKHOUSE_PASSWORD_FILE"}
     agents_seen = set()
     for name in ("extractor", "generator", "judge", "sink"):
@@ -87,8 +98,11 @@ def test_compose_validates_and_matches_the_cli_and_settings(tmp_path):
 
 def test_kubernetes_manifests_validate():
     exe = Path(sys.executable).parent / "kubernetes-validate"
-    proc = subprocess.run([str(exe), "--strict", "--quiet", *map(str, sorted((DEPLOY / "k8s").glob("*.yaml")))],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(exe), "--strict", "--quiet", *map(str, sorted((DEPLOY / "k8s").glob("*.yaml")))],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     docs = [d for f in (DEPLOY / "k8s").glob("*.yaml") for d in yaml.safe_load_all(f.read_text()) if d]
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
@@ -129,9 +143,22 @@ def test_every_dashboard_metric_is_exported_by_a_live_worker(tmp_path, free_port
     from processors.local.broker import tansu_broker
 
     with tansu_broker() as broker:
-        worker = subprocess.Popen([sciqag_exe(), "worker", "--agents", "extractor,sink", "--broker", broker,
-                                   "--data-dir", str(tmp_path), "--metrics-port", str(free_port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = subprocess.Popen(
+            [
+                sciqag_exe(),
+                "worker",
+                "--agents",
+                "extractor,sink",
+                "--broker",
+                broker,
+                "--data-dir",
+                str(tmp_path),
+                "--metrics-port",
+                str(free_port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             body = ""
             deadline = time.monotonic() + 120

@@ -16,8 +16,13 @@ def test_fit_text_keeps_everything_when_it_fits():
 
 
 def test_fit_text_keeps_priority_sections_in_reading_order_within_budget():
-    parts = [("", "Title line. " * 5), ("Introduction", "Intro sentence. " * 20), ("Methods", "Method words here. " * 40),
-             ("Results", "Result words. " * 30), ("Conclusions", "Conclusion sentence. " * 10)]
+    parts = [
+        ("", "Title line. " * 5),
+        ("Introduction", "Intro sentence. " * 20),
+        ("Methods", "Method words here. " * 40),
+        ("Results", "Result words. " * 30),
+        ("Conclusions", "Conclusion sentence. " * 10),
+    ]
     text, sections, offset = "", [], 0
     for title, body in parts:
         chunk = (title + "\n" if title else "") + body.strip() + "\n"

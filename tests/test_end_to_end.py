@@ -1,4 +1,5 @@
 """The whole pipeline on real parts: a Tansu broker, the vLLM engine with the bundled model, chDB."""
+
 import subprocess
 
 import pytest
@@ -92,12 +93,15 @@ def test_real_papers_end_to_end(tmp_path, free_port):
     assert metric(result.metrics, "sciqag_llm_tokens_total", role="generator", kind="generated") > 0
     assert metric(result.metrics, "sciqag_racar_score_count", dimension="accuracy") == len(qa)
     assert any(name.startswith("faust_") for name, _ in result.metrics)  # Faust's own monitor is exported too
-    print(f"\nend-to-end: {result.summary.get('wall_seconds', 0):.0f} s, {len(qa)} pairs, "
-          f"{result.summary.get('generated_tokens', 0):.0f} generated tokens")
+    print(
+        f"\nend-to-end: {result.summary.get('wall_seconds', 0):.0f} s, {len(qa)} pairs, "
+        f"{result.summary.get('generated_tokens', 0):.0f} generated tokens"
+    )
 
 
 def test_bad_files_are_reported_good_papers_still_scored_and_the_results_exported(tmp_path, free_port, vllm_server):
-    """The in-process engine runs in the real-papers test above; here the session's `vllm serve` saves an engine start."""
+    """The in-process engine runs in the real-papers test above; here the session's `vllm serve` saves an engine
+    start."""
     from processors.local.samples import write_sample_pdfs
 
     inbox = tmp_path / "inbox"
@@ -107,8 +111,9 @@ def test_bad_files_are_reported_good_papers_still_scored_and_the_results_exporte
     (inbox / "notes.txt").write_text("meeting notes, not a paper\n")
     data = tmp_path / "data"
 
-    first = run_sciqag([inbox], data, free_port,
-                       extra=["--mcq", "2", "--llm-url", f"{vllm_server}/v1", "--model", "sciqag-llm"])
+    first = run_sciqag(
+        [inbox], data, free_port, extra=["--mcq", "2", "--llm-url", f"{vllm_server}/v1", "--model", "sciqag-llm"]
+    )
     assert first.returncode == 0, first.stderr[-4000:]
     assert "failed papers:" in first.stdout
     failed_lines = [ln for ln in first.stdout.splitlines() if ln.startswith("  ")]
@@ -123,13 +128,19 @@ def test_bad_files_are_reported_good_papers_still_scored_and_the_results_exporte
     assert first_ids
 
     # what users read out of it: the corpus report and the MERA export
-    stats = subprocess.run([sciqag_exe(), "stats", "--data-dir", str(data)], capture_output=True, text=True, timeout=300)
+    stats = subprocess.run(
+        [sciqag_exe(), "stats", "--data-dir", str(data)], capture_output=True, text=True, timeout=300
+    )
     assert stats.returncode == 0, stats.stderr
     assert stats.stdout.startswith("group") and "3 papers scored, 2 failed" in stats.stdout
     assert "<svg" in (data / "stats.html").read_text()
     mera_file = tmp_path / "mera.jsonl"
-    export = subprocess.run([sciqag_exe(), "export", "--format", "mera", "--all", "--data-dir", str(data),
-                             "--out", str(mera_file)], capture_output=True, text=True, timeout=300)
+    export = subprocess.run(
+        [sciqag_exe(), "export", "--format", "mera", "--all", "--data-dir", str(data), "--out", str(mera_file)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert export.returncode == 0, export.stderr
     store = open_store(data)
     n_mcq = len([r for r in store.qa_rows() if r["kind"] == "mcq"])

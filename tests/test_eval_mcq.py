@@ -1,4 +1,5 @@
 """`sciqag eval-mcq` with the bundled model through vLLM, on the real ruWorldTree items."""
+
 import json
 import subprocess
 
@@ -14,8 +15,12 @@ ITEMS = SHARED / "ruworldtree" / "test_crowd_labelled.jsonl"
 
 def _eval(tmp_path, name, *extra, limit: int = 24):
     out = tmp_path / f"{name}.jsonl"
-    proc = subprocess.run([sciqag_exe(), "eval-mcq", str(ITEMS), "--limit", str(limit), "--out", str(out), *extra],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sciqag_exe(), "eval-mcq", str(ITEMS), "--limit", str(limit), "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout, [json.loads(line) for line in out.read_text().splitlines()]
 

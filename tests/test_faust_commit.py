@@ -1,4 +1,5 @@
 """The commit guard against faust-streaming #606, on Faust's own offset computation (Consumer._new_offset)."""
+
 from __future__ import annotations
 
 from collections import defaultdict

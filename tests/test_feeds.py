@@ -1,5 +1,6 @@
 """Feed ingestion: the formats, paging, checkpoints, conditional GET, retries, deduplication across sources and
 restarts, against a loopback server; then `sciqag feed` into a real broker and the pipeline scoring the papers."""
+
 from __future__ import annotations
 
 import asyncio
@@ -39,8 +40,12 @@ def feeds():
 
 def write_config(tmp_path, feeds: fs.FeedServer, inbox) -> os.PathLike:
     sources = [
-        ("arxiv", "arxiv", feeds.url("/arxiv/api/query?search_query=cat:cond-mat.mtrl-sci&sortBy=submittedDate"
-                                     "&sortOrder=descending"), 'page_size = 2'),
+        (
+            "arxiv",
+            "arxiv",
+            feeds.url("/arxiv/api/query?search_query=cat:cond-mat.mtrl-sci&sortBy=submittedDate&sortOrder=descending"),
+            "page_size = 2",
+        ),
         ("journal-rss", "rss", feeds.url("/journal/rss2.xml"), ""),
         ("journal-ru", "rss", feeds.url("/journal-ru/rss.rdf"), ""),
         ("repository", "oai-pmh", feeds.url("/oai"), 'from_date = "2026-11-01"'),
@@ -51,9 +56,12 @@ def write_config(tmp_path, feeds: fs.FeedServer, inbox) -> os.PathLike:
     ]
     text = f'state_dir = "{tmp_path / "feed-state"}"\nallow_hosts = ["127.0.0.1"]\n'
     for name, kind, url, extra in sources:
-        text += (f'\n[[source]]\nname = "{name}"\nkind = "{kind}"\n' + (f'url = "{url}"\n' if url else "")
-                 + "min_request_interval_s = 0\nretries = 2\nretry_backoff_s = 0.05\npoll_interval_s = 1\n"
-                 + (extra + "\n" if extra else ""))
+        text += (
+            f'\n[[source]]\nname = "{name}"\nkind = "{kind}"\n'
+            + (f'url = "{url}"\n' if url else "")
+            + "min_request_interval_s = 0\nretries = 2\nretry_backoff_s = 0.05\npoll_interval_s = 1\n"
+            + (extra + "\n" if extra else "")
+        )
     path = tmp_path / "feeds.toml"
     path.write_text(text)
     return path
@@ -69,6 +77,7 @@ def fill_inbox(inbox) -> None:
 
 
 # -- the formats -------------------------------------------------------------------------------------
+
 
 def test_arxiv_atom_entries_and_paging_totals():
     server = fs.FeedServer(base="http://h")
@@ -86,7 +95,9 @@ def test_arxiv_atom_entries_and_paging_totals():
 
 
 def test_rss2_and_rss1_with_prism_and_dublin_core():
-    page = parse_rss(fs.rss2([{"doi": "10.5555/X.1", "title": "T", "pdf": "http://h/a.pdf"}, {"doi": "10.5555/y", "title": "U"}]))
+    page = parse_rss(
+        fs.rss2([{"doi": "10.5555/X.1", "title": "T", "pdf": "http://h/a.pdf"}, {"doi": "10.5555/y", "title": "U"}])
+    )
     first, second = page.entries
     assert first.doi == "10.5555/x.1" and first.pdf_url == "http://h/a.pdf" and first.journal == "Journal of Tests"
     assert first.language == "en" and first.authors == ["C. Author"] and first.categories == ["Analytical chemistry"]
@@ -98,9 +109,17 @@ def test_rss2_and_rss1_with_prism_and_dublin_core():
 
 
 def test_oai_pmh_records_tokens_and_errors():
-    page = parse_oai_pmh(fs.oai([
-        {"id": "oai:r:1", "title": "T", "identifiers": ["https://doi.org/10.5555/a", "http://h/pdf/a.pdf"]},
-        {"id": "oai:r:2", "deleted": True}], "tok", 7, "x"))
+    page = parse_oai_pmh(
+        fs.oai(
+            [
+                {"id": "oai:r:1", "title": "T", "identifiers": ["https://doi.org/10.5555/a", "http://h/pdf/a.pdf"]},
+                {"id": "oai:r:2", "deleted": True},
+            ],
+            "tok",
+            7,
+            "x",
+        )
+    )
     assert page.next_token == "tok" and page.total == 7 and page.response_date == "2026-11-21T10:00:00Z"
     (entry,) = page.entries  # the deleted record is skipped
     assert entry.doi == "10.5555/a" and entry.pdf_url == "http://h/pdf/a.pdf" and entry.language == "en"
@@ -115,21 +134,31 @@ def test_crossref_works_listing():
     page = parse_crossref(fs.crossref([{"doi": "10.5555/A", "title": "T", "pdf": "http://h/a.pdf"}], "next", 9))
     (entry,) = page.entries
     assert page.next_token == "next" and page.total == 9
-    assert (entry.doi, entry.pdf_url, entry.journal, entry.published) == ("10.5555/a", "http://h/a.pdf",
-                                                                          "Crossref Journal of Tests", "2026-11-18")
+    assert (entry.doi, entry.pdf_url, entry.journal, entry.published) == (
+        "10.5555/a",
+        "http://h/a.pdf",
+        "Crossref Journal of Tests",
+        "2026-11-18",
+    )
     with pytest.raises(FeedFormatError):
         parse_crossref(b'{"status": "ok"}')
 
 
-@pytest.mark.parametrize("parser, data, kind", [
-    (parse_rss, b"<rss><channel><item>unclosed", "malformed_feed"),
-    (parse_rss, b"<html><body>a landing page</body></html>", "malformed_feed"),
-    (parse_rss, b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><rss><channel/></rss>',
-     "xml_entities_refused"),
-    (parse_arxiv_atom, b"<rss version='2.0'/>", "malformed_feed"),
-    (parse_oai_pmh, b"", "malformed_feed"),
-    (parse_crossref, b"not json", "malformed_feed"),
-])
+@pytest.mark.parametrize(
+    "parser, data, kind",
+    [
+        (parse_rss, b"<rss><channel><item>unclosed", "malformed_feed"),
+        (parse_rss, b"<html><body>a landing page</body></html>", "malformed_feed"),
+        (
+            parse_rss,
+            b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><rss><channel/></rss>',
+            "xml_entities_refused",
+        ),
+        (parse_arxiv_atom, b"<rss version='2.0'/>", "malformed_feed"),
+        (parse_oai_pmh, b"", "malformed_feed"),
+        (parse_crossref, b"not json", "malformed_feed"),
+    ],
+)
 def test_malformed_documents_raise_a_feed_error(parser, data, kind):
     with pytest.raises(FeedFormatError) as info:
         parser(data)
@@ -153,11 +182,14 @@ def test_config_errors_are_clear(tmp_path):
 
 
 def test_with_params_keeps_the_query_and_appends_crossref_filters():
-    url = with_params("http://h/works?filter=type:journal-article&mailto=a@b", rows="2", filter="from-index-date:2026-11-01")
+    url = with_params(
+        "http://h/works?filter=type:journal-article&mailto=a@b", rows="2", filter="from-index-date:2026-11-01"
+    )
     assert url == "http://h/works?filter=type:journal-article,from-index-date:2026-11-01&mailto=a%40b&rows=2"
 
 
 # -- the ingester against the loopback server, with an in-memory publisher --------------------------
+
 
 class Recorder:
     def __init__(self) -> None:
@@ -195,8 +227,16 @@ def test_ingester_pages_deduplicates_and_resumes_across_restarts(tmp_path, feeds
 
     first, stats = ingest_once(config, tmp_path)
     new = {name: s.new for name, s in stats.items()}
-    assert new == {"arxiv": 3, "journal-rss": 0, "journal-ru": 1, "repository": 0, "crossref": 1, "inbox": 1,
-                   "broken": 0, "flaky": 0}
+    assert new == {
+        "arxiv": 3,
+        "journal-rss": 0,
+        "journal-ru": 1,
+        "repository": 0,
+        "crossref": 1,
+        "inbox": 1,
+        "broken": 0,
+        "flaky": 0,
+    }
     assert stats["arxiv"].pages == 2 and stats["repository"].pages == 2 and stats["crossref"].pages == 3
     assert stats["journal-rss"].duplicates == 1 and stats["crossref"].duplicates == 2
     assert stats["repository"].duplicates == 2 and stats["inbox"].duplicates == 1
@@ -234,8 +274,9 @@ def test_ingester_pages_deduplicates_and_resumes_across_restarts(tmp_path, feeds
 
 def test_fetch_refuses_a_redirect_to_a_private_address(feeds):
     async def get():
-        return await http_get(feeds.url("/redirect-to-metadata"), allowed_hosts={"127.0.0.1"}, timeout_s=5,
-                              max_bytes=1000)
+        return await http_get(
+            feeds.url("/redirect-to-metadata"), allowed_hosts={"127.0.0.1"}, timeout_s=5, max_bytes=1000
+        )
 
     with pytest.raises(SourceError) as info:
         asyncio.run(get())
@@ -250,11 +291,17 @@ def test_fetch_refuses_a_redirect_to_a_private_address(feeds):
 
 # -- `sciqag feed` into a real broker, then the pipeline ------------------------------------------------
 
+
 async def _read_topic(bootstrap: str, topic: str, timeout: float = 20) -> list:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=f"test-{topic}-{time.time()}", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"test-{topic}-{time.time()}",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     messages, quiet_since = [], time.monotonic()
     try:
@@ -270,10 +317,11 @@ async def _read_topic(bootstrap: str, topic: str, timeout: float = 20) -> list:
 
 
 @pytest.mark.slow
-def test_feed_cli_publishes_each_paper_once_across_restarts_and_the_pipeline_scores_them(tmp_path, feeds, free_port,
-                                                                                         vllm_server):
-    from processors.local.broker import tansu_broker
+def test_feed_cli_publishes_each_paper_once_across_restarts_and_the_pipeline_scores_them(
+    tmp_path, feeds, free_port, vllm_server
+):
     from processors.ingest.publish import bootstrap_servers
+    from processors.local.broker import tansu_broker
     from schemas import DeadLetter, PaperSubmitted, decode
     from schemas import topics as T
 
@@ -283,8 +331,12 @@ def test_feed_cli_publishes_each_paper_once_across_restarts_and_the_pipeline_sco
     data = tmp_path / "data"
 
     def feed_once() -> subprocess.CompletedProcess:
-        return subprocess.run([sciqag_exe(), "feed", "--once", "--config", str(config), "--broker", broker,
-                               "--data-dir", str(data)], capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sciqag_exe(), "feed", "--once", "--config", str(config), "--broker", broker, "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     with tansu_broker() as broker:
         runs = [feed_once(), feed_once()]
@@ -302,9 +354,23 @@ def test_feed_cli_publishes_each_paper_once_across_restarts_and_the_pipeline_sco
         from processors.local.broker import free_port as another_port
 
         feed_port = another_port()
-        ingester = subprocess.Popen([sciqag_exe(), "feed", "--config", str(config), "--broker", broker,
-                                     "--data-dir", str(data), "--metrics-port", str(feed_port)],
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        ingester = subprocess.Popen(
+            [
+                sciqag_exe(),
+                "feed",
+                "--config",
+                str(config),
+                "--broker",
+                broker,
+                "--data-dir",
+                str(data),
+                "--metrics-port",
+                str(feed_port),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             polls, deadline = 0.0, time.monotonic() + 60
             while polls < 3 and time.monotonic() < deadline and ingester.poll() is None:
@@ -332,18 +398,44 @@ def test_feed_cli_publishes_each_paper_once_across_restarts_and_the_pipeline_sco
 
         env = {**os.environ, **FAST_ENV, "SCIQAG_ALLOWED_HOSTS": "127.0.0.1", "SCIQAG_FILE_ROOTS": str(inbox)}
         # the smallest LLM work that still scores a paper: this test is about the feeds (CI time)
-        worker = subprocess.Popen([sciqag_exe(), "worker", "--broker", broker, "--data-dir", str(data),
-                                   "--metrics-port", str(free_port), "--pairs", "1", "--keywords", "3", "--mcq", "0",
-                                   "--max-context-tokens", "600", "--max-model-len", "4096",
-                                   "--llm-url", f"{vllm_server}/v1", "--model", "sciqag-llm"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        worker = subprocess.Popen(
+            [
+                sciqag_exe(),
+                "worker",
+                "--broker",
+                broker,
+                "--data-dir",
+                str(data),
+                "--metrics-port",
+                str(free_port),
+                "--pairs",
+                "1",
+                "--keywords",
+                "3",
+                "--mcq",
+                "0",
+                "--max-context-tokens",
+                "600",
+                "--max-model-len",
+                "4096",
+                "--llm-url",
+                f"{vllm_server}/v1",
+                "--model",
+                "sciqag-llm",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
         try:
             deadline, decided = time.monotonic() + 900, 0
             while time.monotonic() < deadline and worker.poll() is None:
                 try:
                     samples = scrape_metrics(free_port)
-                    decided = metric(samples, "sciqag_papers_total", stage="sink", outcome="scored") + \
-                        metric(samples, "sciqag_papers_total", stage="sink", outcome="failed")
+                    decided = metric(samples, "sciqag_papers_total", stage="sink", outcome="scored") + metric(
+                        samples, "sciqag_papers_total", stage="sink", outcome="failed"
+                    )
                 except OSError:
                     pass  # not up yet
                 if decided >= 9:
@@ -371,8 +463,12 @@ def test_feed_cli_publishes_each_paper_once_across_restarts_and_the_pipeline_sco
     assert scored == {by_uri[fs.SMALL_A], by_uri[fs.SMALL_B]}
     assert {r["paper_id"] for r in qa} == scored and all(1 <= r[d] <= 3 for r in qa for d in RACAR_DIMENSIONS)
     failures = sorted((r["stage"], r["error_kind"]) for pid, r in status.items() if pid not in scored)
-    assert failures == [("extractor", "http_error"), *[("extractor", "image_only_pdf")] * 4,
-                        ("feed", "malformed_sidecar"), ("feed", "no_pdf_link")]
+    assert failures == [
+        ("extractor", "http_error"),
+        *[("extractor", "image_only_pdf")] * 4,
+        ("feed", "malformed_sidecar"),
+        ("feed", "no_pdf_link"),
+    ]
 
 
 def test_the_example_config_loads_and_the_compose_service_runs_the_feed_command():

@@ -1,4 +1,5 @@
 """SciQAG fidelity in the domain: pre-filter, multiple choice, MERA format, metrics, the release check."""
+
 import json
 import random
 from collections import Counter
@@ -30,8 +31,15 @@ def test_prefilter_drops_by_reason_and_keeps_good_pairs():
     ]
     kept, dropped = prefilter(pairs)
     assert kept == [0, 8]
-    assert dropped == Counter({"mentions_the_paper": 2, "mentions_the_authors": 1, "refers_to_figure_or_table": 2,
-                               "trivial_answer": 1, "duplicate_question": 1})
+    assert dropped == Counter(
+        {
+            "mentions_the_paper": 2,
+            "mentions_the_authors": 1,
+            "refers_to_figure_or_table": 2,
+            "trivial_answer": 1,
+            "duplicate_question": 1,
+        }
+    )
 
 
 def _mcq_output(*items):
@@ -40,12 +48,14 @@ def _mcq_output(*items):
 
 def test_parse_mcq_keeps_only_well_formed_items():
     good = ("Which additive raised the first-cycle efficiency most?", ["VC", "NaDFP", "VC + NaDFP", "none"], 3)
-    items = parse_mcq(_mcq_output(
-        good,
-        ("Two options only?", ["a", "b"], 1),
-        ("Duplicate options here?", ["a", "a", "b", "c"], 1),
-        ("Correct out of range?", ["a", "b", "c", "d"], 5),
-    ))
+    items = parse_mcq(
+        _mcq_output(
+            good,
+            ("Two options only?", ["a", "b"], 1),
+            ("Duplicate options here?", ["a", "a", "b", "c"], 1),
+            ("Correct out of range?", ["a", "b", "c", "d"], 5),
+        )
+    )
     assert len(items) == 1 and items[0].options[items[0].correct] == "VC + NaDFP"
     with pytest.raises(ModelOutputError):
         parse_mcq(_mcq_output(("Only bad?", ["a", "b"], 1)))
@@ -66,8 +76,16 @@ def test_mcq_judge_sees_options_and_reports_correct_ones():
 
 def _items(n):
     rng = random.Random(7)
-    return [mera.MCQ(qa_id=f"q{i:03d}", question=f"Which value {i}?", options=[f"opt{i}-{k}" for k in range(4)],
-                     correct=rng.randrange(4), journal="Chem. Sci." if i % 2 else "") for i in range(n)]
+    return [
+        mera.MCQ(
+            qa_id=f"q{i:03d}",
+            question=f"Which value {i}?",
+            options=[f"opt{i}-{k}" for k in range(4)],
+            correct=rng.randrange(4),
+            journal="Chem. Sci." if i % 2 else "",
+        )
+        for i in range(n)
+    ]
 
 
 def test_mera_writer_balances_letters_spreads_templates_and_keeps_the_right_answer():
@@ -112,7 +130,9 @@ def test_accuracy_and_macro_f1_match_sklearn():
     pred[5] = ""  # an unanswered item counts as its own wrong label, as in sklearn
     assert mera.accuracy(gold, pred) == pytest.approx(sum(g == p for g, p in zip(gold, pred)) / 200)
     assert mera.macro_f1(gold, pred) == pytest.approx(f1_score(gold, pred, average="macro"))
-    assert mera.macro_f1(list("AABB"), list("AAAA")) == pytest.approx(f1_score(list("AABB"), list("AAAA"), average="macro"))
+    assert mera.macro_f1(list("AABB"), list("AAAA")) == pytest.approx(
+        f1_score(list("AABB"), list("AAAA"), average="macro")
+    )
 
 
 @pytest.mark.parametrize("text, letter", [("B", "B"), (" С) вариант", "C"), ("Ответ: d", "D"), ("нет", None)])
@@ -122,13 +142,25 @@ def test_extract_letter(text, letter):
 
 def test_stats_report_by_journal(tmp_path):
     def row(paper, journal, scores, accepted, ns):
-        return {"paper_id": paper, "journal": journal, "categories": [], "kind": "open", "accepted": accepted,
-                "numeric_support": ns, **dict(zip(("relevance", "agnosticism", "completeness", "accuracy",
-                                                   "reasonableness"), scores))}
-    qa = [row("p1", "J1", (3, 3, 3, 3, 3), True, 1.0), row("p1", "J1", (1, 2, 3, 2, 1), False, None),
-          row("p2", "J2", (2, 2, 2, 2, 2), False, 0.5)]
-    papers = [{"paper_id": "p1", "journal": "J1", "coverage": 0.8, "q_share_below_0_3": 0.5},
-              {"paper_id": "p2", "journal": "J2", "coverage": 0.6, "q_share_below_0_3": None}]
+        return {
+            "paper_id": paper,
+            "journal": journal,
+            "categories": [],
+            "kind": "open",
+            "accepted": accepted,
+            "numeric_support": ns,
+            **dict(zip(("relevance", "agnosticism", "completeness", "accuracy", "reasonableness"), scores)),
+        }
+
+    qa = [
+        row("p1", "J1", (3, 3, 3, 3, 3), True, 1.0),
+        row("p1", "J1", (1, 2, 3, 2, 1), False, None),
+        row("p2", "J2", (2, 2, 2, 2, 2), False, 0.5),
+    ]
+    papers = [
+        {"paper_id": "p1", "journal": "J1", "coverage": 0.8, "q_share_below_0_3": 0.5},
+        {"paper_id": "p2", "journal": "J2", "coverage": 0.6, "q_share_below_0_3": None},
+    ]
     groups = corpus_stats(qa, papers)
     overall, j1, j2 = groups
     assert (overall.papers, overall.pairs, overall.accepted) == (2, 3, 1)

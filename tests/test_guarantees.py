@@ -6,6 +6,7 @@ different stages, once by its own sink right after an insert and before the comm
 until the sink's committed offsets reach the end of its topics. Then every paper must be in ClickHouse
 exactly once (scored or failed, with its dead letter), with no pair twice.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,18 +17,18 @@ import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from processors.local import broker as embedded
-from processors.local.broker import stop_process, tansu_broker
+from processors.errors import StoreError
 from processors.ingest.publish import record_for_file
 from processors.kafka import bootstrap_servers
-from processors.settings import Settings
+from processors.local import broker as embedded
+from processors.local.broker import stop_process, tansu_broker
 from processors.pipeline.sink import sink_group
-from processors.errors import StoreError
+from processors.settings import Settings
 from processors.store import Store
 from schemas import DeadLetter, QAScored, decode, encode
 from schemas import topics as T
@@ -63,8 +64,11 @@ async def _progress(bootstrap: str) -> Progress:
     await reader.start()
     await group.start()
     try:
-        tps = [TopicPartition(topic, p) for topic in (T.SCORED, T.DLQ)
-               for p in sorted(reader.partitions_for_topic(topic) or ())]
+        tps = [
+            TopicPartition(topic, p)
+            for topic in (T.SCORED, T.DLQ)
+            for p in sorted(reader.partitions_for_topic(topic) or ())
+        ]
         progress = Progress()
         if not tps:
             return progress
@@ -125,8 +129,10 @@ def _run_until(cmd: list[str], env: dict, log_file: Path, broker: str, done, wha
                 if done(progress):
                     break
                 time.sleep(3)
-            assert done(progress), (f"{what}: not done; {len(progress.completions)} papers complete, sink lag "
-                                    f"{progress.sink_lag}:\n" + log_file.read_text()[-3000:])
+            assert done(progress), (
+                f"{what}: not done; {len(progress.completions)} papers complete, sink lag "
+                f"{progress.sink_lag}:\n" + log_file.read_text()[-3000:]
+            )
         finally:
             stop_process(proc, 60)
     assert proc.returncode == 0, log_file.read_text()[-3000:]
@@ -160,15 +166,47 @@ def test_sigkilled_worker_loses_no_paper_and_duplicates_nothing(tmp_path, free_p
     print(f"kill delays drawn with seed {seed}")
 
     with tansu_broker(log_file=tmp_path / "tansu.log") as broker:
-        env = {**os.environ, "SCIQAG_FILE_ROOTS": str(inbox), "SCIQAG_QUALITY_METRICS": "0",
-               "SCIQAG_GENERATION_MAX_TOKENS": "400", "SCIQAG_JUDGE_MAX_TOKENS": "240", "SCIQAG_LOG_LEVEL": "INFO",
-               "SCIQAG_KAFKA_SESSION_TIMEOUT_S": "6"}
-        cmd = [sciqag_exe(), "worker", "--broker", broker, "--data-dir", str(data), "--metrics-port", str(free_port),
-               # one pair a paper: the LLM's tokens are most of this test's time (CI), and delivery is what it tests
-               "--llm-url", f"{vllm_server}/v1", "--model", "sciqag-llm", "--pairs", "1", "--keywords", "3",
-               "--mcq", "0", "--max-context-tokens", "400", "--max-model-len", "4096"]
-        publish = subprocess.run([sciqag_exe(), "publish", "--broker", broker, str(inbox)],
-                                 capture_output=True, text=True, timeout=120, env=env)
+        env = {
+            **os.environ,
+            "SCIQAG_FILE_ROOTS": str(inbox),
+            "SCIQAG_QUALITY_METRICS": "0",
+            "SCIQAG_GENERATION_MAX_TOKENS": "400",
+            "SCIQAG_JUDGE_MAX_TOKENS": "240",
+            "SCIQAG_LOG_LEVEL": "INFO",
+            "SCIQAG_KAFKA_SESSION_TIMEOUT_S": "6",
+        }
+        cmd = [
+            sciqag_exe(),
+            "worker",
+            "--broker",
+            broker,
+            "--data-dir",
+            str(data),
+            "--metrics-port",
+            str(free_port),
+            # one pair a paper: the LLM's tokens are most of this test's time (CI), and delivery is what it tests
+            "--llm-url",
+            f"{vllm_server}/v1",
+            "--model",
+            "sciqag-llm",
+            "--pairs",
+            "1",
+            "--keywords",
+            "3",
+            "--mcq",
+            "0",
+            "--max-context-tokens",
+            "400",
+            "--max-model-len",
+            "4096",
+        ]
+        publish = subprocess.run(
+            [sciqag_exe(), "publish", "--broker", broker, str(inbox)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert publish.returncode == 0, publish.stderr
         assert f"published {PAPERS} papers" in publish.stdout
 
@@ -195,7 +233,9 @@ def test_sigkilled_worker_loses_no_paper_and_duplicates_nothing(tmp_path, free_p
                     else:
                         seen = _wait_for_metric(proc, free_port, "sciqag_papers_total", labels, at_least, 400)
                         time.sleep(rng.uniform(0, max_delay))
-                        assert proc.poll() is None, f"worker {number} exited by itself:\n{log_files[-1].read_text()[-3000:]}"
+                        assert proc.poll() is None, (
+                            f"worker {number} exited by itself:\n{log_files[-1].read_text()[-3000:]}"
+                        )
                         assert seen >= at_least, f"worker {number}: {where} never reached {at_least}"
                         proc.send_signal(signal.SIGKILL)
                         proc.wait(timeout=30)
@@ -207,21 +247,44 @@ def test_sigkilled_worker_loses_no_paper_and_duplicates_nothing(tmp_path, free_p
             performed.append(where)
 
         # the last worker runs until every paper is complete on the topics and the sink has committed all of it
-        progress = _run_until(cmd, env, tmp_path / "worker-final.log", broker,
-                              lambda p: p.completed >= expected and p.sink_lag == 0, "every paper")
+        progress = _run_until(
+            cmd,
+            env,
+            tmp_path / "worker-final.log",
+            broker,
+            lambda p: p.completed >= expected and p.sink_lag == 0,
+            "every paper",
+        )
         before_replay = Counter(progress.completions)
 
         # replay five papers (whatever their outcome) through a fresh worker: results replaced, not added
         replayed = sorted(expected)[:5]
-        replay_started = datetime.now(timezone.utc)
-        replay = subprocess.run([sciqag_exe(), "replay", "--broker", broker, "--data-dir", str(data),
-                                 *(arg for pid in replayed for arg in ("--paper-id", pid))],
-                                capture_output=True, text=True, timeout=120, env=env)
+        replay_started = datetime.now(UTC)
+        replay = subprocess.run(
+            [
+                sciqag_exe(),
+                "replay",
+                "--broker",
+                broker,
+                "--data-dir",
+                str(data),
+                *(arg for pid in replayed for arg in ("--paper-id", pid)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert replay.returncode == 0, replay.stderr
         assert "replayed 5 papers" in replay.stdout
-        _run_until(cmd, env, tmp_path / "worker-replay.log", broker,
-                   lambda p: all(p.completions[pid] > before_replay[pid] for pid in replayed) and p.sink_lag == 0,
-                   "the replayed papers")
+        _run_until(
+            cmd,
+            env,
+            tmp_path / "worker-replay.log",
+            broker,
+            lambda p: all(p.completions[pid] > before_replay[pid] for pid in replayed) and p.sink_lag == 0,
+            "the replayed papers",
+        )
 
     store = open_store(data)
     try:
@@ -229,19 +292,25 @@ def test_sigkilled_worker_loses_no_paper_and_duplicates_nothing(tmp_path, free_p
         rows = store.query("SELECT paper_id, status, qa_pairs, updated_at FROM sciqag.papers FINAL")
         qa = store.query("SELECT count() AS n, uniqExact(qa_id) AS ids FROM sciqag.qa_pairs FINAL")[0]
         qa_raw = store.query("SELECT count() AS n FROM sciqag.qa_pairs")[0]["n"]
-        per_paper = {r["paper_id"]: r["n"] for r in store.query(
-            "SELECT paper_id, count() AS n FROM sciqag.qa_pairs FINAL GROUP BY paper_id")}
-        failed_dlq = {r["paper_id"] for r in store.query(
-            "SELECT DISTINCT paper_id FROM sciqag.dead_letters FINAL WHERE paper_failed")}
+        per_paper = {
+            r["paper_id"]: r["n"]
+            for r in store.query("SELECT paper_id, count() AS n FROM sciqag.qa_pairs FINAL GROUP BY paper_id")
+        }
+        failed_dlq = {
+            r["paper_id"]
+            for r in store.query("SELECT DISTINCT paper_id FROM sciqag.dead_letters FINAL WHERE paper_failed")
+        }
     finally:
         store.close()
 
     ids = [r["paper_id"] for r in rows]
     scored = {r["paper_id"]: r["qa_pairs"] for r in rows if r["status"] == "scored"}
     failed = {r["paper_id"] for r in rows if r["status"] == "failed"}
-    print(f"{PAPERS} papers, {len(performed)} kills ({', '.join(performed)}): {len(scored)} scored, "
-          f"{len(failed)} failed; papers rows {papers_raw} raw / {len(rows)} final; "
-          f"pairs {qa_raw} raw / {qa['n']} final")
+    print(
+        f"{PAPERS} papers, {len(performed)} kills ({', '.join(performed)}): {len(scored)} scored, "
+        f"{len(failed)} failed; papers rows {papers_raw} raw / {len(rows)} final; "
+        f"pairs {qa_raw} raw / {qa['n']} final"
+    )
     assert len(performed) == len(kills)
     assert sorted(ids) == sorted(expected), "a paper is missing or stored twice"
     assert qa["n"] == qa["ids"], "a pair is stored twice"
@@ -251,11 +320,12 @@ def test_sigkilled_worker_loses_no_paper_and_duplicates_nothing(tmp_path, free_p
     assert not set(per_paper) - set(scored), "pairs stored for a paper that is not scored"
     assert len(scored) >= PAPERS // 2, "most papers should be scored, not failed"
     # ClickHouse hands DateTime64 columns back without a zone; the table stores UTC
-    stored_at = {r["paper_id"]: r["updated_at"].replace(tzinfo=r["updated_at"].tzinfo or timezone.utc) for r in rows}
+    stored_at = {r["paper_id"]: r["updated_at"].replace(tzinfo=r["updated_at"].tzinfo or UTC) for r in rows}
     assert all(stored_at[pid] >= replay_started for pid in replayed), "a replayed paper was not stored again"
 
 
 # -- ClickHouse going away and coming back -----------------------------------------------------------------------
+
 
 async def _send_scored(bootstrap: str, papers: range) -> None:
     from aiokafka import AIOKafkaProducer
@@ -266,8 +336,13 @@ async def _send_scored(bootstrap: str, papers: range) -> None:
         for n in papers:
             pid = f"p-outage-{n:04d}"
             if n % 20 == 0:  # some papers fail instead
-                await producer.send(T.DLQ, key=pid.encode(), value=encode(DeadLetter(
-                    stage="extractor", error_kind="corrupt_pdf", message="broken", paper_id=pid)))
+                await producer.send(
+                    T.DLQ,
+                    key=pid.encode(),
+                    value=encode(
+                        DeadLetter(stage="extractor", error_kind="corrupt_pdf", message="broken", paper_id=pid)
+                    ),
+                )
                 continue
             for record in scored_run(pid, [0, 1]):
                 await producer.send(T.SCORED, key=pid.encode(), value=encode(record))
@@ -311,14 +386,33 @@ def test_sink_holds_its_batches_while_clickhouse_is_away_and_drains_when_it_retu
     try:
         with tansu_broker(log_file=tmp_path / "tansu.log") as broker:
             bootstrap = bootstrap_servers(broker)
-            env = {**os.environ, "SCIQAG_CLICKHOUSE_DSN": dsn, "SCIQAG_CLICKHOUSE_PASSWORD": CLICKHOUSE_PASSWORD,
-                   "SCIQAG_LOG_LEVEL": "DEBUG"}
+            env = {
+                **os.environ,
+                "SCIQAG_CLICKHOUSE_DSN": dsn,
+                "SCIQAG_CLICKHOUSE_PASSWORD": CLICKHOUSE_PASSWORD,
+                "SCIQAG_LOG_LEVEL": "DEBUG",
+            }
             log_file = tmp_path / "worker.log"
             with open(log_file, "w") as log:
-                worker = subprocess.Popen([sciqag_exe(), "worker", "--agents", "sink", "--broker", broker,
-                                           "--data-dir", str(tmp_path / "data"), "--metrics-port", str(metrics_port)],
-                                          stdout=log, stderr=subprocess.STDOUT, env=env)
+                worker = subprocess.Popen(
+                    [
+                        sciqag_exe(),
+                        "worker",
+                        "--agents",
+                        "sink",
+                        "--broker",
+                        broker,
+                        "--data-dir",
+                        str(tmp_path / "data"),
+                        "--metrics-port",
+                        str(metrics_port),
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
                 try:
+
                     def stored() -> float:
                         return metric(scrape_metrics(metrics_port), "sciqag_papers_total", stage="sink")
 
@@ -357,21 +451,26 @@ def test_sink_holds_its_batches_while_clickhouse_is_away_and_drains_when_it_retu
             worker_log = log_file.read_text()
         store = Store(Settings(clickhouse_dsn=dsn, clickhouse_password=CLICKHOUSE_PASSWORD))
         try:
-            papers = store.query("SELECT status, count() AS n, uniqExact(paper_id) AS ids FROM sciqag.papers FINAL "
-                                 "GROUP BY status ORDER BY status")
+            papers = store.query(
+                "SELECT status, count() AS n, uniqExact(paper_id) AS ids FROM sciqag.papers FINAL "
+                "GROUP BY status ORDER BY status"
+            )
             pairs = store.query("SELECT count() AS n, uniqExact(qa_id) AS ids FROM sciqag.qa_pairs FINAL")[0]
-            failed = {r["paper_id"] for r in store.query(
-                "SELECT paper_id FROM sciqag.papers FINAL WHERE status = 'failed'")}
+            failed = {
+                r["paper_id"] for r in store.query("SELECT paper_id FROM sciqag.papers FINAL WHERE status = 'failed'")
+            }
         finally:
             store.close()
     finally:
         clickhouse.kill()
         clickhouse.wait()
 
-    print(f"ClickHouse away ~{retries:.0f} retries; sink lag while away {lag_during}, after {lag_after}; "
-          f"papers stored while away {stored_during:.0f} of 400; worker RSS {rss_before:.0f} MiB before, "
-          f"{rss_peak:.0f} MiB peak while away, {rss_after:.0f} MiB after; worker log "
-          f"{len(worker_log.splitlines())} lines at DEBUG, {worker_log.count('ClickHouse')} naming ClickHouse")
+    print(
+        f"ClickHouse away ~{retries:.0f} retries; sink lag while away {lag_during}, after {lag_after}; "
+        f"papers stored while away {stored_during:.0f} of 400; worker RSS {rss_before:.0f} MiB before, "
+        f"{rss_peak:.0f} MiB peak while away, {rss_after:.0f} MiB after; worker log "
+        f"{len(worker_log.splitlines())} lines at DEBUG, {worker_log.count('ClickHouse')} naming ClickHouse"
+    )
     assert CLICKHOUSE_PASSWORD not in worker_log, "the ClickHouse password is in the worker's log"
     assert seen == 400, "the sink did not drain after ClickHouse came back"
     assert lag_after == 0
@@ -383,6 +482,7 @@ def test_sink_holds_its_batches_while_clickhouse_is_away_and_drains_when_it_retu
 
 # -- the broker out of reach -------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_worker_reconnects_after_losing_the_broker_and_loses_nothing(tmp_path):
     """The network path to the broker is cut for 20 s (open connections reset, new ones refused), then restored.
@@ -391,14 +491,30 @@ def test_worker_reconnects_after_losing_the_broker_and_loses_nothing(tmp_path):
     data = tmp_path / "data"
     log_file = tmp_path / "worker.log"
     expected_failed = {f"p-outage-{n:04d}" for n in range(100) if n % 20 == 0}
-    with tansu_broker(port=broker_port, advertised_port=proxy_port, log_file=tmp_path / "tansu.log") as broker, \
-            TcpProxy(proxy_port, broker_port) as proxy:
+    with (
+        tansu_broker(port=broker_port, advertised_port=proxy_port, log_file=tmp_path / "tansu.log") as broker,
+        TcpProxy(proxy_port, broker_port) as proxy,
+    ):
         bootstrap = bootstrap_servers(broker)
         env = {**os.environ, "SCIQAG_LOG_LEVEL": "INFO"}
         with open(log_file, "w") as log:
-            worker = subprocess.Popen([sciqag_exe(), "worker", "--agents", "sink", "--broker", broker,
-                                       "--data-dir", str(data), "--metrics-port", str(metrics_port)],
-                                      stdout=log, stderr=subprocess.STDOUT, env=env)
+            worker = subprocess.Popen(
+                [
+                    sciqag_exe(),
+                    "worker",
+                    "--agents",
+                    "sink",
+                    "--broker",
+                    broker,
+                    "--data-dir",
+                    str(data),
+                    "--metrics-port",
+                    str(metrics_port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
             try:
                 _wait_serving_metrics(worker, metrics_port, timeout=60)
                 time.sleep(5)  # the group's first join
@@ -423,14 +539,20 @@ def test_worker_reconnects_after_losing_the_broker_and_loses_nothing(tmp_path):
                 stop_process(worker, 60)
     store = open_store(data)
     try:
-        papers = store.query("SELECT status, count() AS n, uniqExact(paper_id) AS ids FROM sciqag.papers FINAL "
-                             "GROUP BY status ORDER BY status")
+        papers = store.query(
+            "SELECT status, count() AS n, uniqExact(paper_id) AS ids FROM sciqag.papers FINAL "
+            "GROUP BY status ORDER BY status"
+        )
         pairs = store.query("SELECT count() AS n, uniqExact(qa_id) AS ids FROM sciqag.qa_pairs FINAL")[0]
-        failed = {r["paper_id"] for r in store.query("SELECT paper_id FROM sciqag.papers FINAL WHERE status = 'failed'")}
+        failed = {
+            r["paper_id"] for r in store.query("SELECT paper_id FROM sciqag.papers FINAL WHERE status = 'failed'")
+        }
     finally:
         store.close()
-    print(f"broker cut for 20 s: {complaints} log lines from the worker meanwhile; afterwards {seen:.0f} of 100 "
-          f"papers stored, sink lag {lag_after}")
+    print(
+        f"broker cut for 20 s: {complaints} log lines from the worker meanwhile; afterwards {seen:.0f} of 100 "
+        f"papers stored, sink lag {lag_after}"
+    )
     assert complaints > 0, "the worker never noticed the broker was gone: the cut did not cut"
     assert seen == 100, "the worker did not pick up again after the broker came back"
     assert lag_after == 0
@@ -472,11 +594,38 @@ def test_a_burst_of_1000_papers_keeps_the_worker_under_its_memory_bound(tmp_path
     burst_mib = sum(len(r.pdf_bytes) for r in records) / 2**20
 
     with tansu_broker(log_file=tmp_path / "tansu.log") as broker:
-        env = {**os.environ, "SCIQAG_QUALITY_METRICS": "0", "SCIQAG_GENERATION_MAX_TOKENS": "200",
-               "SCIQAG_JUDGE_MAX_TOKENS": "200", "SCIQAG_LOG_LEVEL": "INFO", "SCIQAG_MAX_IN_FLIGHT": str(max_in_flight)}
-        cmd = [sciqag_exe(), "worker", "--broker", broker, "--data-dir", str(tmp_path / "data"),
-               "--metrics-port", str(free_port), "--llm-url", f"{vllm_server}/v1", "--model", "sciqag-llm",
-               "--pairs", "2", "--keywords", "3", "--mcq", "0", "--max-context-tokens", "400", "--max-model-len", "4096"]
+        env = {
+            **os.environ,
+            "SCIQAG_QUALITY_METRICS": "0",
+            "SCIQAG_GENERATION_MAX_TOKENS": "200",
+            "SCIQAG_JUDGE_MAX_TOKENS": "200",
+            "SCIQAG_LOG_LEVEL": "INFO",
+            "SCIQAG_MAX_IN_FLIGHT": str(max_in_flight),
+        }
+        cmd = [
+            sciqag_exe(),
+            "worker",
+            "--broker",
+            broker,
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--metrics-port",
+            str(free_port),
+            "--llm-url",
+            f"{vllm_server}/v1",
+            "--model",
+            "sciqag-llm",
+            "--pairs",
+            "2",
+            "--keywords",
+            "3",
+            "--mcq",
+            "0",
+            "--max-context-tokens",
+            "400",
+            "--max-model-len",
+            "4096",
+        ]
         log_file = tmp_path / "worker.log"
         with open(log_file, "w") as log:
             worker = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -512,11 +661,13 @@ def test_a_burst_of_1000_papers_keeps_the_worker_under_its_memory_bound(tmp_path
                 stop_process(worker, 60)
 
     took = (extracted_at or time.monotonic()) - burst_at
-    print(f"burst of {BURST} papers ({burst_mib:.0f} MiB inline) published in {published_in:.0f} s; "
-          f"the extractor had taken them all {took:.0f} s after the burst began; "
-          f"generator finished {generated:.0f} meanwhile; worker RSS idle {rss_idle:.0f} MiB, peak {peak_rss:.0f} MiB "
-          f"with children (main process VmHWM {hwm:.0f} MiB), bound {bound_mib:.0f} MiB; "
-          f"LLM requests in flight at most {peak_in_flight:.0f} (cap {max_in_flight})")
+    print(
+        f"burst of {BURST} papers ({burst_mib:.0f} MiB inline) published in {published_in:.0f} s; "
+        f"the extractor had taken them all {took:.0f} s after the burst began; "
+        f"generator finished {generated:.0f} meanwhile; worker RSS idle {rss_idle:.0f} MiB, peak {peak_rss:.0f} MiB "
+        f"with children (main process VmHWM {hwm:.0f} MiB), bound {bound_mib:.0f} MiB; "
+        f"LLM requests in flight at most {peak_in_flight:.0f} (cap {max_in_flight})"
+    )
     assert extracted >= BURST, f"the extractor took only {extracted:.0f} of {BURST} papers"
     assert 0 < peak_in_flight <= max_in_flight
     assert max(peak_rss, hwm) < bound_mib, "the worker outgrew the memory its container is given"

@@ -3,6 +3,7 @@
 The pipeline over HTTP runs in the crash test (`sciqag worker --llm-url`, tests/test_guarantees.py) and in the feed
 test (MCQs included, tests/test_feeds.py); this checks what the dashboard reads from the server itself.
 """
+
 import json
 import urllib.request
 
@@ -16,8 +17,10 @@ pytestmark = pytest.mark.slow
 
 def test_vllm_serve_exports_every_metric_the_dashboard_uses(vllm_server):
     request = urllib.request.Request(
-        f"{vllm_server}/v1/completions", headers={"Content-Type": "application/json"},
-        data=json.dumps({"model": "sciqag-llm", "prompt": "The band gap of zinc oxide is", "max_tokens": 8}).encode())
+        f"{vllm_server}/v1/completions",
+        headers={"Content-Type": "application/json"},
+        data=json.dumps({"model": "sciqag-llm", "prompt": "The band gap of zinc oxide is", "max_tokens": 8}).encode(),
+    )
     answer = json.loads(urllib.request.urlopen(request, timeout=120).read())
     assert answer["usage"]["completion_tokens"] > 0  # one request, so the per-request series exist
 

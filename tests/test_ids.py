@@ -17,5 +17,15 @@ def test_paper_id_prefers_doi_then_content_then_uri():
 def test_qa_id_depends_on_paper_index_prompt_and_kind():
     base = qa_id_for("p", 0, "v1")
     assert base == qa_id_for("p", 0, "v1")
-    assert len({base, qa_id_for("p", 1, "v1"), qa_id_for("p", 0, "v2"), qa_id_for("q", 0, "v1"),
-                qa_id_for("p", 0, "v1", kind="mcq")}) == 5
+    assert (
+        len(
+            {
+                base,
+                qa_id_for("p", 1, "v1"),
+                qa_id_for("p", 0, "v2"),
+                qa_id_for("q", 0, "v1"),
+                qa_id_for("p", 0, "v1", kind="mcq"),
+            }
+        )
+        == 5
+    )

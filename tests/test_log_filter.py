@@ -1,4 +1,5 @@
 """Repeated aiokafka errors during a broker outage are held back, and counted when one is let through."""
+
 import logging
 import subprocess
 import sys
@@ -45,10 +46,17 @@ def test_every_aiokafka_logger_gets_the_filter_once():
 
 def test_the_filter_needs_no_earlier_import_of_aiokafka():
     """`sciqag feed` installs it before its producer exists: the loggers are created by the function itself."""
-    code = ("import logging, sys; from processors.logs import RepeatFilter, quiet_repeated_kafka_logs; "
-            "assert 'aiokafka' not in sys.modules; quiet_repeated_kafka_logs(); "
-            "print(any(isinstance(f, RepeatFilter) for f in logging.getLogger('aiokafka.conn').filters))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).resolve().parent.parent)
+    code = (
+        "import logging, sys; from processors.logs import RepeatFilter, quiet_repeated_kafka_logs; "
+        "assert 'aiokafka' not in sys.modules; quiet_repeated_kafka_logs(); "
+        "print(any(isinstance(f, RepeatFilter) for f in logging.getLogger('aiokafka.conn').filters))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"

@@ -3,15 +3,16 @@
 Re-delivery after a crash and replay both run a paper again under the same qa_ids; when the later run keeps
 fewer pairs or fails, the pairs only the earlier run had must go, or the papers table and the pairs disagree.
 """
+
 from __future__ import annotations
 
 import asyncio
 
 from prometheus_client import REGISTRY
 
-from processors.settings import Settings
 from processors.pipeline.app import Pipeline
 from processors.pipeline.context import EngineHolder
+from processors.settings import Settings
 from schemas import DeadLetter, PaperRef, encode
 from schemas import topics as T
 
@@ -31,7 +32,9 @@ class Sink:
     def batch(self, *records) -> None:
         batch = []
         for record in records:
-            topic, key = (T.DLQ, record.paper_id) if isinstance(record, DeadLetter) else (T.SCORED, record.paper.paper_id)
+            topic, key = (
+                (T.DLQ, record.paper_id) if isinstance(record, DeadLetter) else (T.SCORED, record.paper.paper_id)
+            )
             batch.append(Record(topic, 0, self.offset, key.encode(), encode(record)))
             self.offset += 1
         asyncio.run(sink_batch(self.stages, batch))
@@ -63,13 +66,18 @@ def test_a_later_run_with_fewer_pairs_or_a_failure_replaces_the_earlier_pairs(tm
         assert _pruned_total() - pruned_before == 1
 
         # p-b fails on its latest run: no pairs remain beside a failed paper; p-a is untouched
-        sink.batch(DeadLetter(stage="generator", error_kind="llm_error", message="engine down",
-                              paper_id="p-b", paper_failed=True))
+        sink.batch(
+            DeadLetter(
+                stage="generator", error_kind="llm_error", message="engine down", paper_id="p-b", paper_failed=True
+            )
+        )
         assert sink.stored() == {"p-a": ("scored", 2, [0, 2]), "p-b": ("failed", 0, [])}
 
         # a run that fails and then succeeds in one batch: the later outcome wins
-        sink.batch(DeadLetter(stage="judge", error_kind="no_pair_judged", message="x", paper_id="p-a",
-                              paper_failed=True), *scored_run("p-a", [1]))
+        sink.batch(
+            DeadLetter(stage="judge", error_kind="no_pair_judged", message="x", paper_id="p-a", paper_failed=True),
+            *scored_run("p-a", [1]),
+        )
         assert sink.stored()["p-a"] == ("scored", 1, [1])
     finally:
         sink.stages.close()
@@ -88,14 +96,27 @@ def test_records_from_before_the_keep_list_existed_are_stored_and_not_pruned(tmp
 def _stored_for_replay(tmp_path) -> None:
     sink = Sink(tmp_path)
     try:
-        sink.batch(*scored_run("p-file", [0]), *scored_run("p-web", [0]),
-                   DeadLetter(stage="extractor", error_kind="corrupt_pdf", message="broken", paper_id="p-failed",
-                              source_uri="file:///inbox/failed.pdf"))
+        sink.batch(
+            *scored_run("p-file", [0]),
+            *scored_run("p-web", [0]),
+            DeadLetter(
+                stage="extractor",
+                error_kind="corrupt_pdf",
+                message="broken",
+                paper_id="p-failed",
+                source_uri="file:///inbox/failed.pdf",
+            ),
+        )
         inline = scored_run("p-inline", [0])[0]
         inline.paper = PaperRef(paper_id="p-inline", source_uri="inline:upload.pdf")
         web = scored_run("p-web", [0])[0]
-        web.paper = PaperRef(paper_id="p-web", doi="10.1/web", title="A web paper",
-                             source_uri="https://example.org/web.pdf", source_feed="arxiv")
+        web.paper = PaperRef(
+            paper_id="p-web",
+            doi="10.1/web",
+            title="A web paper",
+            source_uri="https://example.org/web.pdf",
+            source_feed="arxiv",
+        )
         sink.batch(inline, web)
     finally:
         sink.stages.close()
@@ -114,7 +135,11 @@ def test_replay_selects_stored_papers_by_id_status_and_time(tmp_path, capsys):
     by_id = {r.paper_id: r for r in records}
     assert set(by_id) == {"p-file", "p-web", "p-failed"}
     assert by_id["p-web"].pdf_uri == "https://example.org/web.pdf"
-    assert (by_id["p-web"].doi, by_id["p-web"].title, by_id["p-web"].source_feed) == ("10.1/web", "A web paper", "arxiv")
+    assert (by_id["p-web"].doi, by_id["p-web"].title, by_id["p-web"].source_feed) == (
+        "10.1/web",
+        "A web paper",
+        "arxiv",
+    )
     assert by_id["p-failed"].pdf_uri == "file:///inbox/failed.pdf"
     assert "skipped p-inline: it was sent inline and its PDF is not stored" in capsys.readouterr().err
 
@@ -129,8 +154,10 @@ def test_replay_selects_stored_papers_by_id_status_and_time(tmp_path, capsys):
     assert "would replay 3 papers" in capsys.readouterr().err
 
     # an id the store does not have is reported and fails the command; the ones it has are still written
-    assert main(["replay", "--paper-id", "p-file", "--paper-id", "p-nope", "--data-dir", str(tmp_path),
-                 "--out", str(out)]) == 1
+    assert (
+        main(["replay", "--paper-id", "p-file", "--paper-id", "p-nope", "--data-dir", str(tmp_path), "--out", str(out)])
+        == 1
+    )
     assert "not found: p-nope" in capsys.readouterr().err
     assert [msgspec.json.decode(line)["paper_id"] for line in out.read_bytes().splitlines()] == ["p-file"]
 

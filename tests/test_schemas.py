@@ -24,14 +24,31 @@ from schemas.ddl import ddl
 from schemas.jsonschema import write_json_schemas
 
 REF = PaperRef(paper_id="p1", doi="10.1/x", title="T", source_uri="file:///a.pdf")
-RACAR = Racar(**{d: DimensionScore(3, "ok") for d in ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness")})
+RACAR = Racar(
+    **{d: DimensionScore(3, "ok") for d in ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness")}
+)
 RECORDS = [
     PaperSubmitted(paper_id="p1", pdf_uri="file:///a.pdf", pdf_bytes=b"%PDF-1.7 \x00\xff"),
     PaperExtracted(paper=REF, text="Intro\nbody", sections=[Section("Intro", 0, 5)], pages=2),
-    QAGenerated(paper=REF, language="en", keywords=["k"], pairs=[QAPair(qa_id="q1", index=0, question="Q?", answer="A.")],
-                context="body"),
-    QAScored(paper=REF, qa_id="q1", pair_index=0, sequence=0, pair_count=1, question="Q?", answer="A.", racar=RACAR,
-             numeric_support=0.5, accepted=True),
+    QAGenerated(
+        paper=REF,
+        language="en",
+        keywords=["k"],
+        pairs=[QAPair(qa_id="q1", index=0, question="Q?", answer="A.")],
+        context="body",
+    ),
+    QAScored(
+        paper=REF,
+        qa_id="q1",
+        pair_index=0,
+        sequence=0,
+        pair_count=1,
+        question="Q?",
+        answer="A.",
+        racar=RACAR,
+        numeric_support=0.5,
+        accepted=True,
+    ),
     DeadLetter(stage="extractor", paper_id="p1", error_kind="not_a_pdf", message="no"),
 ]
 

@@ -1,6 +1,7 @@
 """The sink's fast path against a real (embedded) ClickHouse: scored records go in as their JSON and ClickHouse
 parses them (schemas/ddl.py, QA_JSON_TABLE). It must store exactly the rows the Python path (`qa_row`) builds,
 for every shape a QAScored takes, and a record it cannot take must cost one dead letter, not the batch."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,11 +10,10 @@ import msgspec
 import pytest
 
 from processors.local.broker import stop_process
-from processors.settings import Settings
 from processors.pipeline.app import Pipeline
 from processors.pipeline.context import EngineHolder
-from processors.store import qa_row
-from processors.store import QA_COLUMNS, Store
+from processors.settings import Settings
+from processors.store import QA_COLUMNS, Store, qa_row
 from schemas import DeadLetter, DimensionScore, PaperQuality, PaperRef, QAScored, QAScoredCheck, Racar, decode, encode
 from schemas import topics as T
 
@@ -28,24 +28,81 @@ def _racar(*scores: int, reason: str = "fine") -> Racar:
 
 
 def varied_records() -> list[QAScored]:
-    ru = PaperRef(paper_id="p-ru", doi="10.1/ру", title="Фотокатализ «TiO₂»", journal="Журнал", categories=["Химия", "Физика"],
-                  source_uri="file:///inbox/ру.pdf", source_feed="rss")
-    en = PaperRef(paper_id="p-en", title='Quotes "double", \'single\', back\\slash,\ttab\nnewline', source_uri="inline:x.pdf")
+    ru = PaperRef(
+        paper_id="p-ru",
+        doi="10.1/ру",
+        title="Фотокатализ «TiO₂»",
+        journal="Журнал",
+        categories=["Химия", "Физика"],
+        source_uri="file:///inbox/ру.pdf",
+        source_feed="rss",
+    )
+    en = PaperRef(
+        paper_id="p-en", title="Quotes \"double\", 'single', back\\slash,\ttab\nnewline", source_uri="inline:x.pdf"
+    )
     return [
-        QAScored(paper=en, qa_id="q-open", pair_index=0, sequence=0, pair_count=3, keywords=["k1", "k 2"],
-                 question="What is 2 > 1 & \"x\"?", answer="Yes 😀, \u0000-free \\u escapes \\n stay.",
-                 racar=_racar(3, 3, 3, 3, 3), numeric_support=None, accepted=True, generator_model="g", judge_model="j",
-                 prompt_version="v1"),
-        QAScored(paper=en, qa_id="q-mcq", pair_index=1, sequence=1, pair_count=3, kind="mcq", language="en",
-                 question="Which one?", answer="B text", options=["A text", "B text", "C text", "D text"],
-                 correct_option=1, single_correct=False, racar=_racar(1, 2, 3, 2, 1), numeric_support=0.25),
-        QAScored(paper=en, qa_id="q-mcq2", pair_index=2, sequence=2, pair_count=3, kind="mcq", question="Q?",
-                 answer="A", options=["A", "B", "C", "D"], correct_option=0, single_correct=True,
-                 racar=_racar(2, 2, 2, 2, 2, reason=""), paper_quality=PaperQuality(coverage=0.5),
-                 paper_qa_ids=["q-open", "q-mcq", "q-mcq2"]),
-        QAScored(paper=ru, qa_id="q-ru", pair_index=0, sequence=0, pair_count=1, language="ru",
-                 keywords=["фотокатализ"], question="Какова ширина запрещённой зоны?", answer="3,2 эВ при 300 K.",
-                 racar=_racar(3, 2, 3, 3, 3), numeric_support=1.0, accepted=False),
+        QAScored(
+            paper=en,
+            qa_id="q-open",
+            pair_index=0,
+            sequence=0,
+            pair_count=3,
+            keywords=["k1", "k 2"],
+            question='What is 2 > 1 & "x"?',
+            answer="Yes 😀, \u0000-free \\u escapes \\n stay.",
+            racar=_racar(3, 3, 3, 3, 3),
+            numeric_support=None,
+            accepted=True,
+            generator_model="g",
+            judge_model="j",
+            prompt_version="v1",
+        ),
+        QAScored(
+            paper=en,
+            qa_id="q-mcq",
+            pair_index=1,
+            sequence=1,
+            pair_count=3,
+            kind="mcq",
+            language="en",
+            question="Which one?",
+            answer="B text",
+            options=["A text", "B text", "C text", "D text"],
+            correct_option=1,
+            single_correct=False,
+            racar=_racar(1, 2, 3, 2, 1),
+            numeric_support=0.25,
+        ),
+        QAScored(
+            paper=en,
+            qa_id="q-mcq2",
+            pair_index=2,
+            sequence=2,
+            pair_count=3,
+            kind="mcq",
+            question="Q?",
+            answer="A",
+            options=["A", "B", "C", "D"],
+            correct_option=0,
+            single_correct=True,
+            racar=_racar(2, 2, 2, 2, 2, reason=""),
+            paper_quality=PaperQuality(coverage=0.5),
+            paper_qa_ids=["q-open", "q-mcq", "q-mcq2"],
+        ),
+        QAScored(
+            paper=ru,
+            qa_id="q-ru",
+            pair_index=0,
+            sequence=0,
+            pair_count=1,
+            language="ru",
+            keywords=["фотокатализ"],
+            question="Какова ширина запрещённой зоны?",
+            answer="3,2 эВ при 300 K.",
+            racar=_racar(3, 2, 3, 3, 3),
+            numeric_support=1.0,
+            accepted=False,
+        ),
     ]
 
 
@@ -94,9 +151,18 @@ def test_json_path_stores_the_rows_the_python_path_builds(stores):
 def test_fields_left_out_get_the_records_defaults(stores):
     """A producer may omit every field that has a default: ClickHouse must fill what msgspec fills."""
     json_store, row_store = stores
-    minimal = {"paper": {"paper_id": "p-min"}, "qa_id": "q-min", "pair_index": 4, "sequence": 0, "pair_count": 1,
-               "question": "Q?", "answer": "A.", "racar": {d: {"score": 2} for d in DIMENSIONS},
-               "scored_at": "2026-11-30T10:00:00.123456Z", "added_by_a_newer_producer": {"x": [1, 2]}}
+    minimal = {
+        "paper": {"paper_id": "p-min"},
+        "qa_id": "q-min",
+        "pair_index": 4,
+        "sequence": 0,
+        "pair_count": 1,
+        "question": "Q?",
+        "answer": "A.",
+        "racar": {d: {"score": 2} for d in DIMENSIONS},
+        "scored_at": "2026-11-30T10:00:00.123456Z",
+        "added_by_a_newer_producer": {"x": [1, 2]},
+    }
     payload = msgspec.json.encode(minimal)
     json_store.insert_qa_json([payload])
     row_store.insert_qa([qa_row(decode(payload, QAScored))])
@@ -109,11 +175,26 @@ def test_papers_rows_go_in_as_json_and_come_back_as_the_python_rows(stores):
 
     json_store, row_store = stores
     scored = varied_records()
-    scored[2].paper_quality = PaperQuality(q_similarity_mean=0.5, q_share_below_0_3=0.25, q_pairs_over_0_7=2,
-                                           coverage=None, prefilter_dropped={"mentions_the_paper": 3, "пусто": 1})
-    rows = [paper_row_scored(scored[2]), paper_row_scored(scored[3]),
-            paper_row_failed(DeadLetter(stage="extractor", paper_id="p-failed", error_kind="corrupt_pdf",
-                                         message='bad "PDF"\nline two', source_uri="file:///x.pdf"))]
+    scored[2].paper_quality = PaperQuality(
+        q_similarity_mean=0.5,
+        q_share_below_0_3=0.25,
+        q_pairs_over_0_7=2,
+        coverage=None,
+        prefilter_dropped={"mentions_the_paper": 3, "пусто": 1},
+    )
+    rows = [
+        paper_row_scored(scored[2]),
+        paper_row_scored(scored[3]),
+        paper_row_failed(
+            DeadLetter(
+                stage="extractor",
+                paper_id="p-failed",
+                error_kind="corrupt_pdf",
+                message='bad "PDF"\nline two',
+                source_uri="file:///x.pdf",
+            )
+        ),
+    ]
     json_store.insert_papers(rows)
     row_store.insert(PAPERS_TABLE, rows)
     via_json, via_rows = json_store.papers(), row_store.papers()
@@ -136,11 +217,25 @@ def _poisoned_batch() -> tuple[list[Record], set[str], dict[str, str]]:
     wrong_version = dict(as_json["q-open"], qa_id="q-v9", schema_version=9)
     # passes the check (an optional field) but not ClickHouse's strict reading, nor msgspec's
     wrong_type = dict(as_json["q-mcq"], qa_id="q-bad-support", numeric_support="high")
-    payloads = [encode(good[0]), b"\x00not json", msgspec.json.encode(no_question), encode(good[1]),
-                msgspec.json.encode(wrong_version), msgspec.json.encode(wrong_type), encode(good[2]), encode(good[3]), b""]
+    payloads = [
+        encode(good[0]),
+        b"\x00not json",
+        msgspec.json.encode(no_question),
+        encode(good[1]),
+        msgspec.json.encode(wrong_version),
+        msgspec.json.encode(wrong_type),
+        encode(good[2]),
+        encode(good[3]),
+        b"",
+    ]
     batch = [Record(T.SCORED, 0, offset, b"p-en", payload) for offset, payload in enumerate(payloads)]
-    expected_dead = {1: "undecodable", 2: "schema_violation", 4: "unsupported_schema_version", 5: "schema_violation",
-                     8: "empty_payload"}
+    expected_dead = {
+        1: "undecodable",
+        2: "schema_violation",
+        4: "unsupported_schema_version",
+        5: "schema_violation",
+        8: "empty_payload",
+    }
     return batch, {r.qa_id for r in good}, {str(k): v for k, v in expected_dead.items()}
 
 
@@ -155,11 +250,21 @@ def test_a_bad_record_costs_one_dead_letter_and_the_batch_is_stored(tmp_path):
         assert {str(d.source_offset): d.error_kind for d in dead} == expected_dead
         assert all(d.stage == "sink" and d.source_topic == T.SCORED and d.message for d in dead)
         # the paper completed by q-mcq2 got its papers row
-        assert [(p["paper_id"], p["status"], p["qa_pairs"]) for p in store.papers()] == [("p-en", "scored", 3),
-                                                                                          ("p-ru", "scored", 1)]
+        assert [(p["paper_id"], p["status"], p["qa_pairs"]) for p in store.papers()] == [
+            ("p-en", "scored", 3),
+            ("p-ru", "scored", 1),
+        ]
         # and the sink goes on: the next batch takes the fast path again
-        later = QAScored(paper=PaperRef(paper_id="p-later"), qa_id="q-later", pair_index=0, sequence=0, pair_count=1,
-                         question="Q?", answer="A.", racar=_racar(3, 3, 3, 3, 3))
+        later = QAScored(
+            paper=PaperRef(paper_id="p-later"),
+            qa_id="q-later",
+            pair_index=0,
+            sequence=0,
+            pair_count=1,
+            question="Q?",
+            answer="A.",
+            racar=_racar(3, 3, 3, 3, 3),
+        )
         asyncio.run(sink_batch(stages, [Record(T.SCORED, 0, 100, b"p-later", encode(later))]))
         assert "q-later" in {r["qa_id"] for r in store.qa_rows()}
     finally:
@@ -167,6 +272,7 @@ def test_a_bad_record_costs_one_dead_letter_and_the_batch_is_stored(tmp_path):
 
 
 # -- the sink's consumer on a real broker ----------------------------------------------------------------------
+
 
 class _FailingStore(Exception):
     pass
@@ -177,8 +283,8 @@ def test_the_consumer_batches_by_rows_and_commits_only_what_was_stored(tmp_path)
     consumer of the group reads it again; a trickle is stored within sink_batch_seconds."""
     from aiokafka import AIOKafkaProducer
 
-    from processors.local.broker import tansu_broker
     from processors.kafka import bootstrap_servers
+    from processors.local.broker import tansu_broker
     from processors.pipeline.sink import SinkConsumer
 
     async def scenario(broker: str) -> None:
@@ -192,8 +298,9 @@ def test_the_consumer_batches_by_rows_and_commits_only_what_was_stored(tmp_path)
             await producer.flush()
         finally:
             await producer.stop()
-        settings = Settings(data_dir=tmp_path, broker_url=broker, sink_batch_rows=100, sink_batch_seconds=0.5,
-                            kafka_session_timeout_s=6)
+        settings = Settings(
+            data_dir=tmp_path, broker_url=broker, sink_batch_rows=100, sink_batch_seconds=0.5, kafka_session_timeout_s=6
+        )
 
         # 1. the store fails on the second batch: the consumer stops there, having committed the first only
         batches: list[list] = []

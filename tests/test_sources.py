@@ -2,8 +2,8 @@ import asyncio
 
 import pytest
 
-from processors.settings import Settings
 from processors.errors import SourceError
+from processors.settings import Settings
 from processors.sources import load_pdf
 from schemas import PaperSubmitted
 

@@ -2,6 +2,7 @@
 
 No LLM agents, so no engine: extraction, dead letters and the sink on their own.
 """
+
 import asyncio
 import os
 import signal
@@ -10,8 +11,8 @@ import time
 
 import pytest
 
-from processors.local.broker import tansu_broker
 from processors.kafka import bootstrap_servers
+from processors.local.broker import tansu_broker
 from processors.local.samples import write_sample_pdfs
 from schemas import PaperExtracted, decode
 from schemas import topics as T
@@ -36,8 +37,9 @@ async def _produce_raw(bootstrap: str, key: bytes, value: bytes) -> None:
 async def _read_extracted(bootstrap: str, expected: int, timeout: float = 60) -> list[PaperExtracted]:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(T.EXTRACTED, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id="test-reader")
+    consumer = AIOKafkaConsumer(
+        T.EXTRACTED, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id="test-reader"
+    )
     await consumer.start()
     records = []
     try:
@@ -60,14 +62,30 @@ def test_worker_subset_with_publish_and_poison(tmp_path, free_port):
     with tansu_broker() as broker:
         env = {**os.environ, "SCIQAG_FILE_ROOTS": f"{inbox}:{scan.parent}"}
         worker = subprocess.Popen(
-            [sciqag_exe(), "worker", "--agents", "extractor,sink", "--broker", broker, "--data-dir", str(data),
-             "--metrics-port", str(free_port)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            [
+                sciqag_exe(),
+                "worker",
+                "--agents",
+                "extractor,sink",
+                "--broker",
+                broker,
+                "--data-dir",
+                str(data),
+                "--metrics-port",
+                str(free_port),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
         )
         try:
             publish = subprocess.run(
                 [sciqag_exe(), "publish", "--broker", broker, str(good), str(inbox / "notes.txt"), str(scan)],
-                capture_output=True, text=True, timeout=120, env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=env,
             )
             assert publish.returncode == 0, publish.stderr
             assert "published 3 papers" in publish.stdout
@@ -103,7 +121,9 @@ def test_worker_subset_with_publish_and_poison(tmp_path, free_port):
     kinds = sorted(d["error_kind"] for d in dead)
     assert kinds == ["image_only_pdf", "not_a_pdf", "undecodable", "unsupported_schema_version"]
     assert {d["paper_id"] for d in dead if d["error_kind"] in ("undecodable", "unsupported_schema_version")} == {
-        "poison-1", "poison-2"}
+        "poison-1",
+        "poison-2",
+    }
     assert all(d["stage"] == "extractor" and d["message"] for d in dead)
 
 

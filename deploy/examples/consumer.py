@@ -9,6 +9,7 @@ so a consumer in any language can follow the same contract.
 Records carry `schema_version`; this consumer reads version 1 and skips (and counts) others.
 New fields may appear in later records: the schema allows them and this code ignores them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,11 @@ DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "json" / "QAS
 async def consume(args: argparse.Namespace) -> int:
     validator = jsonschema.Draft202012Validator(json.loads(args.schema.read_text()))
     consumer = AIOKafkaConsumer(
-        "sciqag.qa.scored", bootstrap_servers=args.bootstrap, group_id=args.group,
-        auto_offset_reset="earliest", enable_auto_commit=True,
+        "sciqag.qa.scored",
+        bootstrap_servers=args.bootstrap,
+        group_id=args.group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=True,
     )
     await consumer.start()
     seen = invalid = 0
@@ -46,9 +50,20 @@ async def consume(args: argparse.Namespace) -> int:
                     invalid += 1
                 elif record["accepted"] or not args.accepted_only:
                     scores = {d: record["racar"][d]["score"] for d in record["racar"]}
-                    print(json.dumps({"qa_id": record["qa_id"], "paper_id": record["paper"]["paper_id"],
-                                      "doi": record["paper"]["doi"], "question": record["question"],
-                                      "answer": record["answer"], "scores": scores}, ensure_ascii=False), flush=True)
+                    print(
+                        json.dumps(
+                            {
+                                "qa_id": record["qa_id"],
+                                "paper_id": record["paper"]["paper_id"],
+                                "doi": record["paper"]["doi"],
+                                "question": record["question"],
+                                "answer": record["answer"],
+                                "scores": scores,
+                            },
+                            ensure_ascii=False,
+                        ),
+                        flush=True,
+                    )
             if args.max_messages and seen >= args.max_messages:
                 break
     finally:

@@ -4,6 +4,7 @@
 `Command` in that module's own `COMMANDS`); `main()` imports only the module of the command given, so `sciqag
 export` never loads Faust or vLLM. `sciqag --help` lists every command from the table here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,9 @@ def command_module(name: str):
 
 def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     """The parser with every command listed; only `chosen` (None: all of them) gets its options."""
-    parser = argparse.ArgumentParser(prog="sciqag", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="sciqag", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_) in COMMANDS.items():
         if chosen is not None and name != chosen:

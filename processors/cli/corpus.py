@@ -1,4 +1,5 @@
 """Reading the stored corpus: `sciqag export` (JSON lines, MERA) and `sciqag stats` (the corpus report)."""
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,10 @@ def stats(args) -> int:
     groups = corpus_stats(qa, scored)
     print(format_table(groups))
     failed = len(papers) - len(scored)
-    print(f"\n{len(scored)} papers scored, {failed} failed; {len(qa)} pairs "
-          f"({sum(1 for r in qa if r['kind'] == 'mcq')} multiple-choice)")
+    print(
+        f"\n{len(scored)} papers scored, {failed} failed; {len(qa)} pairs "
+        f"({sum(1 for r in qa if r['kind'] == 'mcq')} multiple-choice)"
+    )
     target = args.html or settings.data_dir / "stats.html"
     target.write_text(html_report(groups, qa, scored), encoding="utf-8")
     print(f"HTML report: {target}")
@@ -66,10 +69,14 @@ def stats(args) -> int:
 
 
 COMMANDS = {
-    "export": Command(_export_arguments, export,
-                      "jsonl: every scored pair (open and multiple-choice) with ids, keywords and the five scores. "
-                      "mera: the accepted multiple-choice items in MERA's ruWorldTree format (answer letters "
-                      "balanced over A-D, 10 instruction templates spread evenly)."),
-    "stats": Command(_stats_arguments, stats,
-                     "Print the report by journal/category and write it as an HTML page with plots."),
+    "export": Command(
+        _export_arguments,
+        export,
+        "jsonl: every scored pair (open and multiple-choice) with ids, keywords and the five scores. "
+        "mera: the accepted multiple-choice items in MERA's ruWorldTree format (answer letters "
+        "balanced over A-D, 10 instruction templates spread evenly).",
+    ),
+    "stats": Command(
+        _stats_arguments, stats, "Print the report by journal/category and write it as an HTML page with plots."
+    ),
 }

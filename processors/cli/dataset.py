@@ -1,5 +1,6 @@
 """`sciqag dataset build` (train/test splits from the stored pairs) and `sciqag dataset import-sciqag` (the SciQAG
 release through the real judge and sink)."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,28 +11,41 @@ from .common import Command, common_options, engine_options, settings_from
 
 def _arguments(p: argparse.ArgumentParser) -> None:
     dsub = p.add_subparsers(dest="dataset_command", required=True, metavar="SUBCOMMAND")
-    d = dsub.add_parser("build", help="write the test and train splits (JSONL + Parquet, three shapes) and a card",
-                        description="Test split: per category (journal, else first subject), --per-category papers "
-                                    "drawn with --seed from those with a pair passing the acceptance policy (strict: "
-                                    "every RACAR dimension 3), with only those pairs. Train split: every other "
-                                    "paper's pairs that pass the rule-based filter. Split by paper. Re-running after "
-                                    "an interruption keeps the files already written for the same data and options.")
-    d.add_argument("--per-category", type=int, default=50,
-                   help="test papers per category (default 50, as SciQAG-24D)")
+    d = dsub.add_parser(
+        "build",
+        help="write the test and train splits (JSONL + Parquet, three shapes) and a card",
+        description="Test split: per category (journal, else first subject), --per-category papers "
+        "drawn with --seed from those with a pair passing the acceptance policy (strict: "
+        "every RACAR dimension 3), with only those pairs. Train split: every other "
+        "paper's pairs that pass the rule-based filter. Split by paper. Re-running after "
+        "an interruption keeps the files already written for the same data and options.",
+    )
+    d.add_argument("--per-category", type=int, default=50, help="test papers per category (default 50, as SciQAG-24D)")
     d.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    d.add_argument("--policy", choices=["strict", "mean2.5"], default="strict",
-                   help="acceptance policy for the test split (default strict)")
+    d.add_argument(
+        "--policy",
+        choices=["strict", "mean2.5"],
+        default="strict",
+        help="acceptance policy for the test split (default strict)",
+    )
     d.add_argument("--out", type=Path, default=Path("sciqag-24d"), help="output folder (default ./sciqag-24d)")
     common_options(d)
-    d = dsub.add_parser("import-sciqag", help="load SciQAG release records (text + Q/A pairs) as if streamed",
-                        description="Each record's pairs go to the judge topic as one paper; the judge and sink "
-                                    "agents score and store them like streamed pairs (prompt_version "
-                                    "'sciqag-release'). Papers already stored are skipped (--force redoes them).")
+    d = dsub.add_parser(
+        "import-sciqag",
+        help="load SciQAG release records (text + Q/A pairs) as if streamed",
+        description="Each record's pairs go to the judge topic as one paper; the judge and sink "
+        "agents score and store them like streamed pairs (prompt_version "
+        "'sciqag-release'). Papers already stored are skipped (--force redoes them).",
+    )
     d.add_argument("file", type=Path, metavar="FILE", help="JSONL: {doi, journal, keywords, text, qa: [{q, a}]}")
     d.add_argument("--limit", type=int, default=0, help="only the first N papers")
-    d.add_argument("--assume-score", type=int, choices=[1, 2, 3],
-                   help="skip the judge and record every RACAR dimension as this score (for releases judged "
-                        "elsewhere); judge_model says 'assumed:N'")
+    d.add_argument(
+        "--assume-score",
+        type=int,
+        choices=[1, 2, 3],
+        help="skip the judge and record every RACAR dimension as this score (for releases judged "
+        "elsewhere); judge_model says 'assumed:N'",
+    )
     d.add_argument("--force", action="store_true", help="import papers that are already stored again")
     d.add_argument("--timeout", type=float, default=7200, help="give up after this many seconds (default 7200)")
     common_options(d)
@@ -46,19 +60,22 @@ def run(args) -> int:
     if args.dataset_command == "build":
         from ..jobs.dataset_build import build_from_store
 
-        return build_from_store(settings, args.out, per_category=args.per_category, seed=args.seed,
-                                policy=args.policy)
+        return build_from_store(settings, args.out, per_category=args.per_category, seed=args.seed, policy=args.policy)
 
     from ..jobs.release_import import import_release
 
     if not args.file.exists():
         raise FileNotFoundError(f"{args.file} not found (SciQAG records live in ../shared/data/sciqag)")
-    return import_release(settings, args.file, limit=args.limit, assume_score=args.assume_score, force=args.force,
-                          timeout_s=args.timeout)
+    return import_release(
+        settings, args.file, limit=args.limit, assume_score=args.assume_score, force=args.force, timeout_s=args.timeout
+    )
 
 
 COMMANDS = {
-    "dataset": Command(_arguments, run,
-                       "build: splits from the pairs in ClickHouse. import-sciqag: SciQAG release records into "
-                       "ClickHouse through the real judge and sink."),
+    "dataset": Command(
+        _arguments,
+        run,
+        "build: splits from the pairs in ClickHouse. import-sciqag: SciQAG release records into "
+        "ClickHouse through the real judge and sink.",
+    ),
 }

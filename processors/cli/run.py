@@ -1,4 +1,5 @@
 """`sciqag run` (the main job on files, everything embedded that is not configured) and `sciqag worker`."""
+
 from __future__ import annotations
 
 import argparse
@@ -54,9 +55,12 @@ def worker(args) -> int:
 
 
 COMMANDS = {
-    "run": Command(_run_arguments, run,
-                   "Start what is needed, publish every file under PATH, wait until each paper is scored or "
-                   "dead-lettered, print a summary, stop everything. Re-running on the same --data-dir replaces rows "
-                   "instead of duplicating them."),
+    "run": Command(
+        _run_arguments,
+        run,
+        "Start what is needed, publish every file under PATH, wait until each paper is scored or "
+        "dead-lettered, print a summary, stop everything. Re-running on the same --data-dir replaces rows "
+        "instead of duplicating them.",
+    ),
     "worker": Command(_worker_arguments, worker, "Run the agents until stopped (SIGTERM/Ctrl-C)."),
 }

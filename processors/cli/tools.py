@@ -1,5 +1,6 @@
 """Tools around the pipeline: `sciqag extract` (extraction alone), `sciqag schemas` (the contracts) and
 `sciqag prepare-model` (the bundled model, converted once)."""
+
 from __future__ import annotations
 
 import argparse
@@ -32,12 +33,21 @@ def extract(args) -> int:
                 print(f"{pdf}: {kind}: {exc}", file=sys.stderr)
             continue
         if args.json:
-            print(json.dumps({
-                "file": str(pdf), "title": result.title, "pages": result.pages, "language": result.language,
-                "chars": len(result.text), "removed": result.removed,
-                "sections": [{"title": t, "start": s, "end": e} for t, s, e in result.sections],
-                "text": result.text,
-            }, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {
+                        "file": str(pdf),
+                        "title": result.title,
+                        "pages": result.pages,
+                        "language": result.language,
+                        "chars": len(result.text),
+                        "removed": result.removed,
+                        "sections": [{"title": t, "start": s, "end": e} for t, s, e in result.sections],
+                        "text": result.text,
+                    },
+                    ensure_ascii=False,
+                )
+            )
         else:
             print(f"===== {pdf} ({result.pages} pages, {len(result.text)} chars, {result.language})")
             print(result.text)

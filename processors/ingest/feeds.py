@@ -8,6 +8,7 @@ deduplicates across sources and restarts: a paper is marked only after the broke
 acknowledged it (at-least-once: a crash between the two re-submits it once, and
 the pipeline's deterministic ids make that harmless).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,7 +18,7 @@ import sqlite3
 import time
 import tomllib
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlparse, urlunparse
@@ -39,9 +40,11 @@ log = logging.getLogger("sciqag.feed")
 
 KINDS = ("arxiv", "rss", "atom", "oai-pmh", "crossref", "inbox")  # "atom" is "rss": both read RSS and Atom
 # what was read despite a problem (an ill-formed RSS document, records in an unknown metadata format, ...)
-FEED_WARNINGS = Counter("sciqag_feed_warnings_total",
-                        "Feed documents read despite a problem, by source and kind (recovered_malformed_feed...).",
-                        ["source", "kind"])
+FEED_WARNINGS = Counter(
+    "sciqag_feed_warnings_total",
+    "Feed documents read despite a problem, by source and kind (recovered_malformed_feed...).",
+    ["source", "kind"],
+)
 RETRYABLE = {"fetch_failed", "fetch_timeout", "http_5xx", "http_429"}
 
 
@@ -147,8 +150,10 @@ class FeedState:
 
     def mark(self, paper_id: str, source: str, entry_id: str, outcome: str) -> None:
         with self._db:
-            self._db.execute("INSERT OR IGNORE INTO submitted VALUES (?, ?, ?, ?, ?)",
-                             (paper_id, source, entry_id, outcome, datetime.now(timezone.utc).isoformat()))
+            self._db.execute(
+                "INSERT OR IGNORE INTO submitted VALUES (?, ?, ?, ?, ?)",
+                (paper_id, source, entry_id, outcome, datetime.now(UTC).isoformat()),
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -167,11 +172,12 @@ class KafkaPublisher:
         self.settings = settings
         self._producer = None
 
-    async def __aenter__(self) -> "KafkaPublisher":
+    async def __aenter__(self) -> KafkaPublisher:
         from aiokafka import AIOKafkaProducer
 
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(self.settings.broker_url),
-                                          **producer_options(self.settings))
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers(self.settings.broker_url), **producer_options(self.settings)
+        )
         try:
             await self._producer.start()
         except BaseException:
@@ -256,8 +262,14 @@ class FeedIngester:
             self._last_request[source.name] = time.monotonic()
             retry_after = 0.0
             try:
-                resp = await http_get(url, allowed_hosts=allowed, timeout_s=source.timeout_s,
-                                      max_bytes=self.config.max_feed_bytes, headers=headers, session=self._session)
+                resp = await http_get(
+                    url,
+                    allowed_hosts=allowed,
+                    timeout_s=source.timeout_s,
+                    max_bytes=self.config.max_feed_bytes,
+                    headers=headers,
+                    session=self._session,
+                )
                 if resp.status == 304:
                     return None
                 if resp.status == 200:
@@ -279,8 +291,17 @@ class FeedIngester:
         raise AssertionError("unreachable")
 
     # -- entries ----------------------------------------------------------------------------------
-    async def _take(self, source: SourceConfig, entry: FeedEntry, base_url: str, stats: PollStats,
-                    seen_before: set[str] | None = None, *, paper_id: str = "", local_file: bool = False) -> None:
+    async def _take(
+        self,
+        source: SourceConfig,
+        entry: FeedEntry,
+        base_url: str,
+        stats: PollStats,
+        seen_before: set[str] | None = None,
+        *,
+        paper_id: str = "",
+        local_file: bool = False,
+    ) -> None:
         """Submit one entry unless its paper was submitted before (from any source).
 
         The paper id is the DOI's when there is one, else the PDF link's; inbox files pass theirs (DOI or bytes).
@@ -299,28 +320,49 @@ class FeedIngester:
             return
         problem = None
         if not pdf:
-            problem = ("no_pdf_link", f"feed entry {entry.entry_id} ({entry.title[:80]!r}) has no PDF link"
-                                      + ("" if doi else " and no DOI for a pdf_template"))
+            problem = (
+                "no_pdf_link",
+                f"feed entry {entry.entry_id} ({entry.title[:80]!r}) has no PDF link"
+                + ("" if doi else " and no DOI for a pdf_template"),
+            )
         elif urlparse(pdf).scheme not in ("http", "https") and not local_file:
-            problem = ("unsafe_pdf_link", f"feed entry {entry.entry_id} links its PDF as {pdf[:200]!r}; "
-                                          "only http(s) links are taken from feeds")
+            problem = (
+                "unsafe_pdf_link",
+                f"feed entry {entry.entry_id} links its PDF as {pdf[:200]!r}; only http(s) links are taken from feeds",
+            )
         if problem:
             await self._dead_letter(source, pid, problem[0], problem[1], entry.entry_id, stats)
             return
-        await self.publisher.submit(PaperSubmitted(
-            paper_id=pid, doi=doi, title=entry.title, journal=entry.journal or source.journal,
-            categories=entry.categories or list(source.categories),
-            language=entry.language or language_hint(source.language), source_feed=source.name, pdf_uri=pdf,
-        ))
+        await self.publisher.submit(
+            PaperSubmitted(
+                paper_id=pid,
+                doi=doi,
+                title=entry.title,
+                journal=entry.journal or source.journal,
+                categories=entry.categories or list(source.categories),
+                language=entry.language or language_hint(source.language),
+                source_feed=source.name,
+                pdf_uri=pdf,
+            )
+        )
         self.state.mark(pid, source.name, entry.entry_id, "submitted")
         stats.new += 1
         metrics.FEED_PAPERS.labels(source.name, "new").inc()
 
-    async def _dead_letter(self, source: SourceConfig, pid: str, kind: str, message: str, where: str,
-                           stats: PollStats) -> None:
+    async def _dead_letter(
+        self, source: SourceConfig, pid: str, kind: str, message: str, where: str, stats: PollStats
+    ) -> None:
         log.warning("feed %s: paper %s -> DLQ (%s): %s", source.name, pid, kind, message)
-        await self.publisher.dead_letter(DeadLetter(stage="feed", paper_id=pid, error_kind=kind, message=message,
-                                                    source_topic=f"feed:{source.name}", source_uri=where))
+        await self.publisher.dead_letter(
+            DeadLetter(
+                stage="feed",
+                paper_id=pid,
+                error_kind=kind,
+                message=message,
+                source_topic=f"feed:{source.name}",
+                source_uri=where,
+            )
+        )
         self.state.mark(pid, source.name, where, kind)
         stats.dead_lettered += 1
         metrics.FEED_PAPERS.labels(source.name, "dead_lettered").inc()
@@ -360,8 +402,9 @@ class FeedIngester:
         if body is None:
             stats.not_modified = True
             return
-        page = stats.read(PARSERS["rss"](body, content_type=self._content_types.pop(source.url, ""),
-                                         base_url=source.url))
+        page = stats.read(
+            PARSERS["rss"](body, content_type=self._content_types.pop(source.url, ""), base_url=source.url)
+        )
         for entry in page.entries:
             await self._take(source, entry, source.url, stats)
         if page.complete:
@@ -380,7 +423,11 @@ class FeedIngester:
                 newest = max(newest, entry.published)
             start += len(page.entries)
             # caught up: a page with nothing new (the listing is newest first), the end, or an empty page
-            if not page.entries or len(already) == len(page.entries) or (page.total is not None and start >= page.total):
+            if (
+                not page.entries
+                or len(already) == len(page.entries)
+                or (page.total is not None and start >= page.total)
+            ):
                 break
         if newest:
             self.state.set_checkpoint(source.name, "newest_published", newest)
@@ -402,7 +449,9 @@ class FeedIngester:
             if page.error_code == "badResumptionToken" and token:
                 # tokens expire; the next poll starts the list again from the last complete harvest
                 self.state.set_checkpoint(source.name, "resumption_token", "")
-                raise FetchFailed(kind="bad_resumption_token", message=f"the repository refused the saved token: {page.error_message}")
+                raise FetchFailed(
+                    kind="bad_resumption_token", message=f"the repository refused the saved token: {page.error_message}"
+                )
             if page.error_code and page.error_code != "noRecordsMatch":
                 raise FetchFailed(kind="oai_error", message=f"OAI-PMH error {page.error_code}: {page.error_message}")
             for entry in page.entries:
@@ -417,7 +466,7 @@ class FeedIngester:
     async def _poll_crossref(self, source: SourceConfig, stats: PollStats) -> None:
         cursor = self.state.checkpoint(source.name, "cursor") or "*"
         since = self.state.checkpoint(source.name, "from_index_date") or source.from_date
-        started = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        started = datetime.now(UTC).strftime("%Y-%m-%d")
         for _ in range(source.max_pages):
             params = {"rows": str(source.page_size), "cursor": cursor}
             if since:
@@ -466,12 +515,17 @@ class FeedIngester:
                 continue
             doi = normalize_doi(str(meta.get("doi", "")))
             pid = paper_id_for(doi=doi, content=pdf.read_bytes())
-            entry = FeedEntry(entry_id=doi or pid, title=str(meta.get("title", "")), doi=doi,
-                              pdf_url=uri, journal=str(meta.get("journal", "")),
-                              categories=[str(c) for c in meta.get("categories") or []],
-                              language=language_hint(str(meta.get("language", ""))))
+            entry = FeedEntry(
+                entry_id=doi or pid,
+                title=str(meta.get("title", "")),
+                doi=doi,
+                pdf_url=uri,
+                journal=str(meta.get("journal", "")),
+                categories=[str(c) for c in meta.get("categories") or []],
+                language=language_hint(str(meta.get("language", ""))),
+            )
             await self._take(source, entry, "", stats, paper_id=pid, local_file=True)
-        self.state.set_checkpoint(source.name, "last_scan", datetime.now(timezone.utc).isoformat())
+        self.state.set_checkpoint(source.name, "last_scan", datetime.now(UTC).isoformat())
         stats.pages += 1
 
     # -- the long-running loop --------------------------------------------------------------------
@@ -483,22 +537,30 @@ class FeedIngester:
                     report(source, stats)
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=source.poll_interval_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
         await asyncio.gather(*(loop(s) for s in self.config.sources))
 
 
 def format_stats(source: SourceConfig, stats: PollStats) -> str:
-    status = ("error: " + "; ".join(stats.errors)[:300]) if stats.errors else (
-        "not modified" if stats.not_modified else "ok")
+    status = (
+        ("error: " + "; ".join(stats.errors)[:300])
+        if stats.errors
+        else ("not modified" if stats.not_modified else "ok")
+    )
     if stats.warnings:
         status += f"; {len(stats.warnings)} warning(s): " + "; ".join(stats.warnings)[:300]
-    return (f"{source.name:<20} {source.kind:<9} {stats.pages:>5} {stats.entries:>7} {stats.new:>5} "
-            f"{stats.duplicates:>10} {stats.dead_lettered:>13}  {status}")
+    return (
+        f"{source.name:<20} {source.kind:<9} {stats.pages:>5} {stats.entries:>7} {stats.new:>5} "
+        f"{stats.duplicates:>10} {stats.dead_lettered:>13}  {status}"
+    )
 
 
-STATS_HEADER = f"{'source':<20} {'kind':<9} {'pages':>5} {'entries':>7} {'new':>5} {'duplicates':>10} {'dead-lettered':>13}  status"
+STATS_HEADER = (
+    f"{'source':<20} {'kind':<9} {'pages':>5} {'entries':>7} {'new':>5} {'duplicates':>10} "
+    f"{'dead-lettered':>13}  status"
+)
 
 
 async def run_feeds(config: FeedConfig, state: FeedState, publisher: KafkaPublisher, *, once: bool) -> int:

@@ -1,8 +1,9 @@
 """Turning files into PaperSubmitted records, and producing them to `sciqag.papers`."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import msgspec
 
@@ -64,8 +65,7 @@ async def produce(settings: Settings, records: Iterable[PaperSubmitted]) -> int:
     """Send the records to `sciqag.papers` on the configured broker; returns how many were sent."""
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(settings.broker_url),
-                                **producer_options(settings))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(settings.broker_url), **producer_options(settings))
     sent = 0
     try:
         await producer.start()  # inside the try: a broker that cannot be reached still gets the client closed
@@ -76,4 +76,3 @@ async def produce(settings: Settings, records: Iterable[PaperSubmitted]) -> int:
     finally:
         await producer.stop()
     return sent
-

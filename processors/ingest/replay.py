@@ -5,12 +5,13 @@ The paper keeps its paper_id, so its pairs come back under the same qa_ids and r
 is refetched from its source_uri: papers that were sent inline (`inline:<name>`) have no stored PDF and are
 reported as skipped.
 """
+
 from __future__ import annotations
 
 import asyncio
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -39,11 +40,17 @@ def parse_time(text: str) -> datetime:
         value = datetime.fromisoformat(text)
     except ValueError as exc:
         raise ValueError(f"not an ISO 8601 time: {text!r} (e.g. 2026-11-21 or 2026-11-21T08:00:00Z)") from exc
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def select(store: Store, *, paper_ids: list[str] | None = None, since: datetime | None = None,
-           until: datetime | None = None, status: str = "any") -> Selection:
+def select(
+    store: Store,
+    *,
+    paper_ids: list[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    status: str = "any",
+) -> Selection:
     """The papers to replay: by id, and/or those whose latest outcome was stored in [since, until)."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}")
@@ -53,10 +60,10 @@ def select(store: Store, *, paper_ids: list[str] | None = None, since: datetime 
         params["ids"] = list(paper_ids)
     if since is not None:
         where.append("updated_at >= {since:DateTime64(3, 'UTC')}")
-        params["since"] = since.astimezone(timezone.utc)
+        params["since"] = since.astimezone(UTC)
     if until is not None:
         where.append("updated_at < {until:DateTime64(3, 'UTC')}")
-        params["until"] = until.astimezone(timezone.utc)
+        params["until"] = until.astimezone(UTC)
     if status != "any":
         where.append("status = {status:String}")
         params["status"] = status
@@ -70,21 +77,41 @@ def select(store: Store, *, paper_ids: list[str] | None = None, since: datetime 
     for row in rows:
         uri = row["source_uri"]
         if not uri.startswith(("file://", "http://", "https://")):
-            why = "it was sent inline and its PDF is not stored" if uri.startswith("inline:") else f"no refetchable source ({uri!r})"
+            why = (
+                "it was sent inline and its PDF is not stored"
+                if uri.startswith("inline:")
+                else f"no refetchable source ({uri!r})"
+            )
             selection.skipped.append((row["paper_id"], why))
             continue
-        selection.records.append(PaperSubmitted(
-            paper_id=row["paper_id"], doi=row["doi"], title=row["title"], journal=row["journal"],
-            categories=list(row["categories"]), source_feed=row["source_feed"], pdf_uri=uri,
-        ))
+        selection.records.append(
+            PaperSubmitted(
+                paper_id=row["paper_id"],
+                doi=row["doi"],
+                title=row["title"],
+                journal=row["journal"],
+                categories=list(row["categories"]),
+                source_feed=row["source_feed"],
+                pdf_uri=uri,
+            )
+        )
     if paper_ids is not None:
         found = {row["paper_id"] for row in rows}
         selection.missing = [pid for pid in dict.fromkeys(paper_ids) if pid not in found]
     return selection
 
 
-def replay(settings: Settings, *, paper_ids: list[str], since: str | None, until: str | None, status: str,
-           every: bool, out: Path | None, dry_run: bool) -> int:
+def replay(
+    settings: Settings,
+    *,
+    paper_ids: list[str],
+    since: str | None,
+    until: str | None,
+    status: str,
+    every: bool,
+    out: Path | None,
+    dry_run: bool,
+) -> int:
     """`sciqag replay`: select, then publish (or list, or write as JSONL). Returns the exit code: 1 when a requested
     paper id is not stored."""
     since_at = parse_time(since) if since else None

@@ -1,13 +1,14 @@
 """`sciqag dataset build`: a SciQAG-24D-style benchmark from the stored open pairs (sciqag/splits.py decides the
 splits), each file written whole under a temporary name and renamed; a manifest lets an interrupted build keep the
 files it finished."""
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sciqag.splits import SHAPES, Split, dataset_card, split_pairs
@@ -22,14 +23,22 @@ def build_from_store(settings: Settings, out: Path, *, per_category: int, seed: 
         rows = store.qa_rows()
     if not rows:
         raise ValueError(f"no pairs stored under {settings.data_dir} (run the pipeline or `dataset import-sciqag`)")
-    split, written = build_dataset(rows, out, per_category=per_category, seed=seed, policy=policy,
-                                   source=f"ClickHouse database '{settings.clickhouse_database}'")
+    split, written = build_dataset(
+        rows,
+        out,
+        per_category=per_category,
+        seed=seed,
+        policy=policy,
+        source=f"ClickHouse database '{settings.clickhouse_database}'",
+    )
     for cat, by_split in split.counts().items():
         tp, tq = by_split.get("test", (0, 0))
         rp, rq = by_split.get("train", (0, 0))
         print(f"{cat}: test {tp} papers / {tq} pairs, train {rp} papers / {rq} pairs")
-    print(f"test {len(split.papers('test'))} papers / {len(split.test)} pairs; train {len(split.papers('train'))} "
-          f"papers / {len(split.train)} pairs; {len(written)} files written, card {out / 'README.md'}")
+    print(
+        f"test {len(split.papers('test'))} papers / {len(split.test)} pairs; train {len(split.papers('train'))} "
+        f"papers / {len(split.train)} pairs; {len(written)} files written, card {out / 'README.md'}"
+    )
     return 0
 
 
@@ -53,6 +62,7 @@ def _write_jsonl(records: list[dict]):
         with path.open("w", encoding="utf-8") as f:
             for r in records:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
     return write
 
 
@@ -64,11 +74,13 @@ def _write_parquet(records: list[dict], shape: str):
         columns = list(SHAPES[shape]({"question": "", "answer": "", "paper_id": ""}))
         table = pa.table({c: pa.array([r[c] for r in records], type=pa.string()) for c in columns})
         pq.write_table(table, path)
+
     return write
 
 
-def build_dataset(rows: list[dict], out: Path, *, per_category: int, seed: int, policy: str,
-                  source: str) -> tuple[Split, list[str]]:
+def build_dataset(
+    rows: list[dict], out: Path, *, per_category: int, seed: int, policy: str, source: str
+) -> tuple[Split, list[str]]:
     """Write the splits; returns the split and the files written (files kept from an interrupted run are not)."""
     split = split_pairs(rows, per_category=per_category, seed=seed, policy=policy)
     fingerprint = _fingerprint(rows, per_category=per_category, seed=seed, policy=policy)
@@ -99,10 +111,19 @@ def build_dataset(rows: list[dict], out: Path, *, per_category: int, seed: int, 
                 save_manifest()
                 written.append(rel)
                 print(f"  wrote {rel} ({len(records)} rows)", file=sys.stderr, flush=True)
-    models = {"generator": sorted({r["generator_model"] for r in rows if r.get("generator_model")}),
-              "judge": sorted({r["judge_model"] for r in rows if r.get("judge_model")})}
-    card = dataset_card(split, seed=seed, per_category=per_category, policy=policy, models=models,
-                        built_at=datetime.now(timezone.utc).strftime("%Y-%m-%d"), source=source)
+    models = {
+        "generator": sorted({r["generator_model"] for r in rows if r.get("generator_model")}),
+        "judge": sorted({r["judge_model"] for r in rows if r.get("judge_model")}),
+    }
+    card = dataset_card(
+        split,
+        seed=seed,
+        per_category=per_category,
+        policy=policy,
+        models=models,
+        built_at=datetime.now(UTC).strftime("%Y-%m-%d"),
+        source=source,
+    )
     done["README.md"] = _write_atomically(out / "README.md", lambda p: p.write_text(card, encoding="utf-8"))
     save_manifest()
     return split, written

@@ -1,4 +1,5 @@
 """`sciqag eval-mcq`: a model through vLLM on any MERA-format multiple-choice file."""
+
 from __future__ import annotations
 
 import asyncio
@@ -20,8 +21,16 @@ def build_prompt(rows: list[dict], index: int, shots: int) -> str:
     return "\n\n".join([*examples, render(rows[index])])
 
 
-async def score_rows(engine: VLLMInProcess, rows: list[dict], *, shots: int, mode: str, concurrency: int = 32,
-                     progress=None, exact: bool = False) -> list[dict]:
+async def score_rows(
+    engine: VLLMInProcess,
+    rows: list[dict],
+    *,
+    shots: int,
+    mode: str,
+    concurrency: int = 32,
+    progress=None,
+    exact: bool = False,
+) -> list[dict]:
     gate = asyncio.Semaphore(concurrency)
     done = 0
 
@@ -31,8 +40,9 @@ async def score_rows(engine: VLLMInProcess, rows: list[dict], *, shots: int, mod
             prompt = build_prompt(rows, i, shots)
             if mode == "loglik":
                 # the continuation after "Ответ:" is " A" .. " D", as in MERA's log-likelihood harness
-                lps = await engine.continuation_logprobs(prompt, [f" {c}" for c in LETTERS], request_id=f"mcq-{i}",
-                                                         exact=exact)
+                lps = await engine.continuation_logprobs(
+                    prompt, [f" {c}" for c in LETTERS], request_id=f"mcq-{i}", exact=exact
+                )
                 pred = LETTERS[max(range(4), key=lambda k: lps[k])]
                 detail = {"logprobs": dict(zip(LETTERS, lps))}
             else:
@@ -50,12 +60,17 @@ async def score_rows(engine: VLLMInProcess, rows: list[dict], *, shots: int, mod
 def report(preds: list[dict]) -> dict:
     gold = [p["gold"] for p in preds]
     pred = [p["pred"] for p in preds]
-    return {"items": len(preds), "accuracy": accuracy(gold, pred), "macro_f1": macro_f1(gold, pred),
-            "unanswered": sum(1 for p in pred if not p)}
+    return {
+        "items": len(preds),
+        "accuracy": accuracy(gold, pred),
+        "macro_f1": macro_f1(gold, pred),
+        "unanswered": sum(1 for p in pred if not p),
+    }
 
 
-def eval_mcq(path: Path, options: EngineOptions, *, shots: int, mode: str, out: Path | None, limit: int = 0,
-             exact: bool = False) -> dict:
+def eval_mcq(
+    path: Path, options: EngineOptions, *, shots: int, mode: str, out: Path | None, limit: int = 0, exact: bool = False
+) -> dict:
     rows = read_mera(path)[: limit or None]
     if not rows:
         raise ValueError(f"{path} holds no items")
@@ -68,8 +83,11 @@ def eval_mcq(path: Path, options: EngineOptions, *, shots: int, mode: str, out: 
 
     async def main() -> list[dict]:
         async with open_engine(options) as engine:
-            print(f"engine up after {time.monotonic() - started:.0f} s; scoring {len(rows)} items ({mode}, "
-                  f"{shots}-shot)", file=sys.stderr, flush=True)
+            print(
+                f"engine up after {time.monotonic() - started:.0f} s; scoring {len(rows)} items ({mode}, {shots}-shot)",
+                file=sys.stderr,
+                flush=True,
+            )
             return await score_rows(engine, rows, shots=shots, mode=mode, progress=progress, exact=exact)
 
     preds = asyncio.run(main())

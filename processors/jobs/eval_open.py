@@ -5,6 +5,7 @@ come, graded items to `<out>`; a re-run skips what either file already holds.
 When the judge is another model the answering engine is shut down before the
 judge's starts, so one machine holds one model at a time.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,10 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sciqag.splits import category_of
 from sciqag.errors import ModelOutputError
 from sciqag.parsing import parse_car
 from sciqag.prompts import CAR_DIMENSIONS, CAR_PROMPT_VERSION, answer_messages, car_messages, car_schema
+from sciqag.splits import category_of
 
 from ..errors import EngineDead, LLMError
 from ..llm import open_llm
@@ -52,8 +53,15 @@ def read_test_items(path: Path) -> list[TestItem]:
         if not isinstance(question, str) or not isinstance(reference, str) or not question.strip():
             raise ValueError(f"{path}:{lineno}: needs a question and a reference answer (question/answer or Q/A)")
         digest = hashlib.sha256(f"{question}\n{reference}".encode()).hexdigest()[:12]
-        items.append(TestItem(id=f"{lineno}-{digest}", question=question, reference=reference,
-                              paper_id=raw.get("paper_id", ""), category=raw.get("category") or category_of(raw)))
+        items.append(
+            TestItem(
+                id=f"{lineno}-{digest}",
+                question=question,
+                reference=reference,
+                paper_id=raw.get("paper_id", ""),
+                category=raw.get("category") or category_of(raw),
+            )
+        )
     return items
 
 
@@ -79,8 +87,13 @@ async def _answer_all(engine, items: list[TestItem], sink, max_tokens: int) -> N
 
     async def one(item: TestItem) -> None:
         try:
-            result = await engine.generate(answer_messages(item.question), json_schema=None, max_tokens=max_tokens,
-                                           request_id=f"answer-{item.id}", role="answer")
+            result = await engine.generate(
+                answer_messages(item.question),
+                json_schema=None,
+                max_tokens=max_tokens,
+                request_id=f"answer-{item.id}",
+                role="answer",
+            )
             row = {"id": item.id, "answer": result.text.strip(), "answer_tokens": result.generated_tokens}
         except EngineDead:
             raise
@@ -100,16 +113,29 @@ async def _judge_all(engine, items: list[TestItem], answers: dict[str, dict], si
 
     async def one(item: TestItem) -> None:
         answer = answers[item.id]
-        row = {"id": item.id, "paper_id": item.paper_id, "category": item.category, "question": item.question,
-               "reference": item.reference, "answer": answer.get("answer", ""),
-               "answer_model": answer.get("answer_model", ""), "judge_model": engine.model_name,
-               "prompt_version": CAR_PROMPT_VERSION, "scores": None, "reasons": None}
+        row = {
+            "id": item.id,
+            "paper_id": item.paper_id,
+            "category": item.category,
+            "question": item.question,
+            "reference": item.reference,
+            "answer": answer.get("answer", ""),
+            "answer_model": answer.get("answer_model", ""),
+            "judge_model": engine.model_name,
+            "prompt_version": CAR_PROMPT_VERSION,
+            "scores": None,
+            "reasons": None,
+        }
         error = None
         for attempt in range(1, JUDGE_ATTEMPTS + 1):
             try:
-                result = await engine.generate(car_messages(item.question, item.reference, row["answer"]),
-                                               json_schema=schema, max_tokens=max_tokens,
-                                               request_id=f"car-{item.id}-{attempt}", role="car_judge")
+                result = await engine.generate(
+                    car_messages(item.question, item.reference, row["answer"]),
+                    json_schema=schema,
+                    max_tokens=max_tokens,
+                    request_id=f"car-{item.id}-{attempt}",
+                    role="car_judge",
+                )
                 grades = parse_car(result.text)
                 row["scores"] = {d: grades[d].score for d in CAR_DIMENSIONS}
                 row["reasons"] = {d: grades[d].reason for d in CAR_DIMENSIONS}
@@ -128,8 +154,17 @@ async def _judge_all(engine, items: list[TestItem], answers: dict[str, dict], si
     await asyncio.gather(*(one(i) for i in items))
 
 
-def eval_open(test_file: Path, settings: Settings, *, model: str, judge: str, out: Path, limit: int = 0,
-              answer_max_tokens: int = 256, judge_max_tokens: int = 400) -> dict:
+def eval_open(
+    test_file: Path,
+    settings: Settings,
+    *,
+    model: str,
+    judge: str,
+    out: Path,
+    limit: int = 0,
+    answer_max_tokens: int = 256,
+    judge_max_tokens: int = 400,
+) -> dict:
     """Returns {"results": [...], "answer_seconds_per_item", "judge_seconds_per_item"} (per item of this run)."""
     items = read_test_items(test_file)[: limit or None]
     if not items:
@@ -140,14 +175,17 @@ def eval_open(test_file: Path, settings: Settings, *, model: str, judge: str, ou
     to_answer = [i for i in items if i.id not in graded and i.id not in answers]
     to_grade = [i for i in items if i.id not in graded]
     if len(to_grade) < len(items):
-        print(f"resuming: {len(items) - len(to_grade)} items already graded, {len(answers)} answers kept",
-              file=sys.stderr)
+        print(
+            f"resuming: {len(items) - len(to_grade)} items already graded, {len(answers)} answers kept", file=sys.stderr
+        )
     timings = {"answer_seconds_per_item": None, "judge_seconds_per_item": None}
 
     async def phase(model_path: str, work) -> float:
         started = time.monotonic()
         async with open_llm(settings.with_overrides(model=model_path), model_path) as engine:
-            print(f"engine up after {time.monotonic() - started:.0f} s: {engine.model_name}", file=sys.stderr, flush=True)
+            print(
+                f"engine up after {time.monotonic() - started:.0f} s: {engine.model_name}", file=sys.stderr, flush=True
+            )
             work_started = time.monotonic()
             await work(engine)
             return time.monotonic() - work_started
@@ -163,6 +201,7 @@ def eval_open(test_file: Path, settings: Settings, *, model: str, judge: str, ou
                 await _judge_all(engine, to_grade, answers, sink, judge_max_tokens)
 
         if to_answer and to_grade and judge == model:
+
             async def both(engine) -> None:
                 t0 = time.monotonic()
                 await answer(engine)

@@ -5,6 +5,7 @@ the real judge and sink agents score and store it exactly as they do streamed pa
 judge is skipped and every dimension is recorded as that score (for releases that were already judged, e.g.
 SciQAG-24D's all-3 test split); such rows say so in judge_model.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -60,11 +61,18 @@ def read_release(path: Path, limit: int = 0) -> list[ReleasePaper]:
             continue
         seen.add(pid)
         journal = str(raw.get("journal") or "")
-        ref = PaperRef(paper_id=pid, doi=doi, title=str(raw.get("title") or ""), journal=journal,
-                       categories=[journal] if journal else [], source_uri=f"{path.name}#{lineno}",
-                       source_feed=RELEASE_FEED)
-        papers.append(ReleasePaper(ref, text, [str(k) for k in raw.get("keywords") or []],
-                                   [(q, a) for q, a in pairs if q and a]))
+        ref = PaperRef(
+            paper_id=pid,
+            doi=doi,
+            title=str(raw.get("title") or ""),
+            journal=journal,
+            categories=[journal] if journal else [],
+            source_uri=f"{path.name}#{lineno}",
+            source_feed=RELEASE_FEED,
+        )
+        papers.append(
+            ReleasePaper(ref, text, [str(k) for k in raw.get("keywords") or []], [(q, a) for q, a in pairs if q and a])
+        )
         if limit and len(papers) >= limit:
             break
     return papers
@@ -73,10 +81,17 @@ def read_release(path: Path, limit: int = 0) -> list[ReleasePaper]:
 def release_generated(paper: ReleasePaper, context: str, strategy: str) -> QAGenerated:
     pid = paper.ref.paper_id
     return QAGenerated(
-        paper=paper.ref, language="en", keywords=paper.keywords,
-        pairs=[QAPair(qa_id=qa_id_for(pid, i, RELEASE_PROMPT_VERSION), index=i, question=q, answer=a)
-               for i, (q, a) in enumerate(paper.pairs)],
-        context=context, context_strategy=strategy, model=RELEASE_GENERATOR, prompt_version=RELEASE_PROMPT_VERSION,
+        paper=paper.ref,
+        language="en",
+        keywords=paper.keywords,
+        pairs=[
+            QAPair(qa_id=qa_id_for(pid, i, RELEASE_PROMPT_VERSION), index=i, question=q, answer=a)
+            for i, (q, a) in enumerate(paper.pairs)
+        ],
+        context=context,
+        context_strategy=strategy,
+        model=RELEASE_GENERATOR,
+        prompt_version=RELEASE_PROMPT_VERSION,
     )
 
 
@@ -85,12 +100,25 @@ def assumed_scores(generated: QAGenerated, score: int, policy: str) -> list[QASc
     racar = Racar(**{d: DimensionScore(score=score, reason=reason) for d in RACAR_DIMENSIONS})
     accepted = passes({d: score for d in RACAR_DIMENSIONS}, policy)
     return [
-        QAScored(paper=generated.paper, qa_id=p.qa_id, pair_index=p.index, sequence=i, pair_count=len(generated.pairs),
-                 language=generated.language, keywords=generated.keywords, question=p.question, answer=p.answer,
-                 racar=racar, numeric_support=numeric_support(p.answer, generated.context), accepted=accepted,
-                 generator_model=generated.model, judge_model=f"assumed:{score}",
-                 prompt_version=generated.prompt_version, judge_prompt_version="",
-                 context_strategy=generated.context_strategy)
+        QAScored(
+            paper=generated.paper,
+            qa_id=p.qa_id,
+            pair_index=p.index,
+            sequence=i,
+            pair_count=len(generated.pairs),
+            language=generated.language,
+            keywords=generated.keywords,
+            question=p.question,
+            answer=p.answer,
+            racar=racar,
+            numeric_support=numeric_support(p.answer, generated.context),
+            accepted=accepted,
+            generator_model=generated.model,
+            judge_model=f"assumed:{score}",
+            prompt_version=generated.prompt_version,
+            judge_prompt_version="",
+            context_strategy=generated.context_strategy,
+        )
         for i, p in enumerate(generated.pairs)
     ]
 
@@ -118,10 +146,12 @@ def import_assumed(settings: Settings, papers: list[ReleasePaper], score: int, *
 
 def make_import_job(papers: list[ReleasePaper], counts: dict, *, force: bool, timeout_s: float) -> Job:
     """A worker job (judge and sink agents): publish the records to the judge's topic and wait for them."""
+
     async def job(worker: Running) -> int:
         store = await worker.store()
-        skip = set() if force else await asyncio.get_running_loop().run_in_executor(None, _already_imported, store,
-                                                                                     papers)
+        skip = (
+            set() if force else await asyncio.get_running_loop().run_in_executor(None, _already_imported, store, papers)
+        )
         todo = [p for p in papers if p.ref.paper_id not in skip]
         counts.update(skipped=len(skip), papers=len(todo))
         if not todo:
@@ -134,8 +164,9 @@ def make_import_job(papers: list[ReleasePaper], counts: dict, *, force: bool, ti
             context, strategy = fit_text(paper.text, [], budget, engine.count_tokens)
             await worker.send(T.GENERATED, paper.ref.paper_id, release_generated(paper, context, strategy))
         print(f"sent {len(todo)} papers to the judge; waiting for them to be scored", file=sys.stderr)
-        status, code = await wait_for_papers(worker, store, [p.ref.paper_id for p in todo], submitted=submitted,
-                                             started=started, timeout_s=timeout_s)
+        status, code = await wait_for_papers(
+            worker, store, [p.ref.paper_id for p in todo], submitted=submitted, started=started, timeout_s=timeout_s
+        )
         counts["scored"] = sum(1 for v in status.values() if v["status"] == "scored")
         counts["failed"] = sum(1 for v in status.values() if v["status"] == "failed")
         return code
@@ -143,19 +174,26 @@ def make_import_job(papers: list[ReleasePaper], counts: dict, *, force: bool, ti
     return job
 
 
-def import_release(settings: Settings, path: Path, *, limit: int, assume_score: int | None, force: bool,
-                   timeout_s: float) -> int:
+def import_release(
+    settings: Settings, path: Path, *, limit: int, assume_score: int | None, force: bool, timeout_s: float
+) -> int:
     """`sciqag dataset import-sciqag`: with assumed scores straight into the store, else through a worker of its
     own running the judge and sink agents. Prints what was stored; returns the exit code."""
     papers = read_release(path, limit)
     if assume_score:
         stored, pairs, skipped = import_assumed(settings, papers, assume_score, force=force)
-        print(f"imported {stored} papers, {pairs} pairs, every score assumed {assume_score}; "
-              f"{skipped} papers already stored")
+        print(
+            f"imported {stored} papers, {pairs} pairs, every score assumed {assume_score}; "
+            f"{skipped} papers already stored"
+        )
         return 0
     counts: dict = {}
-    code = run_worker(settings.with_overrides(agents=["judge", "sink"]),
-                      make_import_job(papers, counts, force=force, timeout_s=timeout_s))
-    print(f"judged and stored {counts.get('scored', 0)} papers, {counts.get('failed', 0)} failed; "
-          f"{counts.get('skipped', 0)} already stored")
+    code = run_worker(
+        settings.with_overrides(agents=["judge", "sink"]),
+        make_import_job(papers, counts, force=force, timeout_s=timeout_s),
+    )
+    print(
+        f"judged and stored {counts.get('scored', 0)} papers, {counts.get('failed', 0)} failed; "
+        f"{counts.get('skipped', 0)} already stored"
+    )
     return code

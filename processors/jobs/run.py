@@ -1,5 +1,6 @@
 """`sciqag run`: publish every file under the paths into a worker of its own, wait until each paper is scored or
 dead-lettered, and summarise."""
+
 from __future__ import annotations
 
 import asyncio
@@ -48,8 +49,9 @@ def make_run_job(paths: list[str], report: RunReport, *, timeout_s: float, linge
             await worker.send(T.PAPERS, record.paper_id, record)
         print(f"published {len(records)} papers; waiting for them to be scored or dead-lettered", file=sys.stderr)
         ids = list(report.papers)
-        report.status, code = await wait_for_papers(worker, store, ids, submitted=submitted, started=report.started,
-                                                    timeout_s=timeout_s)
+        report.status, code = await wait_for_papers(
+            worker, store, ids, submitted=submitted, started=report.started, timeout_s=timeout_s
+        )
         if code:
             return code
         rows = await loop.run_in_executor(None, store.qa_rows, ids)
@@ -63,8 +65,17 @@ def make_run_job(paths: list[str], report: RunReport, *, timeout_s: float, linge
     return job
 
 
-async def wait_for_papers(worker: Running, store, ids: list[str], *, submitted: float, started: float,
-                          timeout_s: float, poll_s: float = 1.0, progress: bool = True) -> tuple[dict[str, dict], int]:
+async def wait_for_papers(
+    worker: Running,
+    store,
+    ids: list[str],
+    *,
+    submitted: float,
+    started: float,
+    timeout_s: float,
+    poll_s: float = 1.0,
+    progress: bool = True,
+) -> tuple[dict[str, dict], int]:
     """Poll ClickHouse until every paper was decided (scored or failed) after `submitted`, with a progress line.
 
     Returns the papers' status rows and 0, or what was decided so far and an exit code (2: the LLM engine
@@ -111,7 +122,7 @@ def format_summary(report: RunReport) -> str:
         f"papers submitted      {len(report.papers)}",
         f"papers scored         {len(scored)}",
         f"papers failed         {len(failed)}",
-        *( [f"papers unfinished     {len(pending)}"] if pending else [] ),
+        *([f"papers unfinished     {len(pending)}"] if pending else []),
         f"QA pairs stored       {len(report.qa_rows)}",
         f"QA pairs accepted     {accepted}",
     ]
@@ -122,7 +133,8 @@ def format_summary(report: RunReport) -> str:
         f"papers/min            {len(report.status) / (elapsed / 60):.2f}" if elapsed > 0 else "",
         f"generated tokens      {int(generated)}",
         f"generated tokens/s    {generated / elapsed:.1f}" if elapsed > 0 else "",
-        f"peak memory           worker {_peak_rss_mib('self'):.0f} MiB, largest child {_peak_rss_mib('children'):.0f} MiB",
+        f"peak memory           worker {_peak_rss_mib('self'):.0f} MiB, "
+        f"largest child {_peak_rss_mib('children'):.0f} MiB",
     ]
     if failed:
         lines += ["", "failed papers:"]
@@ -151,9 +163,13 @@ def _counter_sum(counter, **labels) -> float:
 
 def summary_dict(report: RunReport) -> dict:
     return {
-        "papers": {pid: {"file": str(path), **{k: v for k, v in report.status.get(pid, {"status": "unfinished"}).items()
-                                              if k != "updated_at"}}
-                   for pid, path in report.papers.items()},
+        "papers": {
+            pid: {
+                "file": str(path),
+                **{k: v for k, v in report.status.get(pid, {"status": "unfinished"}).items() if k != "updated_at"},
+            }
+            for pid, path in report.papers.items()
+        },
         "qa_pairs": len(report.qa_rows),
         "accepted": sum(1 for r in report.qa_rows if r["accepted"]),
         "racar_means": racar_means(report.qa_rows),

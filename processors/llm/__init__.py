@@ -5,6 +5,7 @@ Agents never touch an engine directly: they call `LLMEngine.generate()` with cha
 OpenAI-compatible server such as `vllm serve` (`openai_http.py`, when SCIQAG_LLM_URL is set). Either one's lifetime
 is an async context manager that always releases the engine.
 """
+
 from __future__ import annotations
 
 import time
@@ -15,8 +16,16 @@ from .. import metrics
 from ..errors import EngineDead, LLMError
 from ..settings import Settings
 
-__all__ = ["EngineDead", "EngineOptions", "LLMEngine", "LLMError", "LLMResult", "engine_options", "open_llm",
-           "record_usage"]
+__all__ = [
+    "EngineDead",
+    "EngineOptions",
+    "LLMEngine",
+    "LLMError",
+    "LLMResult",
+    "engine_options",
+    "open_llm",
+    "record_usage",
+]
 
 
 @dataclass(frozen=True)
@@ -92,8 +101,13 @@ def open_llm(settings: Settings, model_dir: str | None):
         from .openai_http import open_http_engine
 
         return open_http_engine(
-            settings.llm_url, model=settings.model, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
-            max_in_flight=settings.max_in_flight, temperature=settings.temperature, tokenizer_path=settings.tokenizer,
+            settings.llm_url,
+            model=settings.model,
+            api_key=settings.llm_api_key,
+            timeout_s=settings.llm_timeout_s,
+            max_in_flight=settings.max_in_flight,
+            temperature=settings.temperature,
+            tokenizer_path=settings.tokenizer,
         )
     from .vllm_local import open_engine
 

@@ -2,6 +2,7 @@
 
 Its lifetime is owned by `open_engine()`, which always shuts it down (its EngineCore child process with it).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +10,7 @@ import contextlib
 import logging
 import os
 import time
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from .. import metrics
 from . import EngineDead, EngineOptions, LLMError, LLMResult, record_usage
@@ -73,8 +74,12 @@ class VLLMInProcess:
         self, messages: list[dict], *, json_schema: dict | None, max_tokens: int, request_id: str, role: str
     ) -> LLMResult:
         started = time.perf_counter()
-        final = await self._final(self.render(messages), self.sampling_params(json_schema=json_schema,
-                                                                             max_tokens=max_tokens), request_id, role)
+        final = await self._final(
+            self.render(messages),
+            self.sampling_params(json_schema=json_schema, max_tokens=max_tokens),
+            request_id,
+            role,
+        )
         completion = final.outputs[0]
         result = LLMResult(
             text=completion.text,
@@ -95,8 +100,9 @@ class VLLMInProcess:
         final = await self._final(prompt, SamplingParams(max_tokens=max_tokens, temperature=0.0), request_id)
         return final.outputs[0].text
 
-    async def continuation_logprobs(self, context: str, continuations: list[str], *, request_id: str,
-                                    exact: bool = False) -> list[float]:
+    async def continuation_logprobs(
+        self, context: str, continuations: list[str], *, request_id: str, exact: bool = False
+    ) -> list[float]:
         """log P(continuation | context) for each continuation.
 
         Single-token continuations (answer letters) are read from one request's next-token
@@ -110,8 +116,11 @@ class VLLMInProcess:
         conts = [self._tokenizer.encode(c, add_special_tokens=False) for c in continuations]
         scores: list[float | None] = [None] * len(conts)
         if not exact and all(len(c) == 1 for c in conts):
-            final = await self._final(TokensPrompt(prompt_token_ids=ctx),
-                                      SamplingParams(max_tokens=1, temperature=0.0, logprobs=20), request_id)
+            final = await self._final(
+                TokensPrompt(prompt_token_ids=ctx),
+                SamplingParams(max_tokens=1, temperature=0.0, logprobs=20),
+                request_id,
+            )
             top = final.outputs[0].logprobs[0] if final.outputs[0].logprobs else {}
             for i, c in enumerate(conts):
                 if c[0] in top:
@@ -119,9 +128,11 @@ class VLLMInProcess:
         for i, c in enumerate(conts):
             if scores[i] is None:
                 ids = ctx + c
-                final = await self._final(TokensPrompt(prompt_token_ids=ids),
-                                          SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1),
-                                          f"{request_id}-full{i}")
+                final = await self._final(
+                    TokensPrompt(prompt_token_ids=ids),
+                    SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1),
+                    f"{request_id}-full{i}",
+                )
                 scores[i] = float(sum(final.prompt_logprobs[j][ids[j]].logprob for j in range(len(ctx), len(ids))))
         return [float(s) for s in scores]
 
@@ -156,7 +167,11 @@ async def open_engine(options: EngineOptions) -> AsyncIterator[VLLMInProcess]:
     )
     engine = AsyncLLM.from_engine_args(args)
     try:
-        tokenizer = await engine.get_tokenizer() if asyncio.iscoroutinefunction(engine.get_tokenizer) else engine.get_tokenizer()
+        tokenizer = (
+            await engine.get_tokenizer()
+            if asyncio.iscoroutinefunction(engine.get_tokenizer)
+            else engine.get_tokenizer()
+        )
         log.info("vLLM engine up in %.1f s: %s", time.perf_counter() - started, options.model)
         yield VLLMInProcess(engine, tokenizer, options)
     finally:

@@ -1,5 +1,6 @@
 """Embedded services for one machine with nothing configured: a Tansu broker on loopback,
 and a reaper that kills our child processes (broker, vLLM's EngineCore) if we die hard."""
+
 from __future__ import annotations
 
 import contextlib
@@ -9,8 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from sciqag.resources import package_dir
 
@@ -60,8 +61,9 @@ def stop_process(proc: subprocess.Popen, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def tansu_broker(port: int | None = None, log_file: Path | None = None,
-                 advertised_port: int | None = None) -> Iterator[str]:
+def tansu_broker(
+    port: int | None = None, log_file: Path | None = None, advertised_port: int | None = None
+) -> Iterator[str]:
     """Run a memory-backed Tansu broker on loopback; yields the Faust broker URL.
 
     advertised_port: the port clients are told to use (a proxy in front of the broker), if not its own.
@@ -71,9 +73,19 @@ def tansu_broker(port: int | None = None, log_file: Path | None = None,
     advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
-         "--storage-engine", "memory://tansu/"],
-        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            advertised,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
     )
     try:
         wait_for_port(port, proc=proc)
@@ -117,6 +129,8 @@ def start_orphan_reaper() -> subprocess.Popen:
     """
     return subprocess.Popen(
         [sys.executable, "-c", _REAPER, str(os.getpid())],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )

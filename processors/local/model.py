@@ -4,6 +4,7 @@ vLLM wants a Hugging Face folder, so the GGUF is dequantized once with
 transformers and saved to a cache folder; later runs reuse it. Nothing is
 downloaded.
 """
+
 from __future__ import annotations
 
 import json

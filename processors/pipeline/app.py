@@ -4,6 +4,7 @@ metrics.
 `build_app()` makes the app for given settings (the broker URL is only known
 once an embedded broker is up). The agents are short loops over the stages.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -43,7 +44,7 @@ class Pipeline:
     sink: Sink
 
     @classmethod
-    def create(cls, settings: Settings, topics: Topics, engine: EngineHolder) -> "Pipeline":
+    def create(cls, settings: Settings, topics: Topics, engine: EngineHolder) -> Pipeline:
         ctx = StageContext(settings, topics, engine)
         return cls(ctx, Extractor(ctx), Generator(ctx), Judge(ctx), Sink(ctx))
 
@@ -67,8 +68,9 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
     faust_commit.install()  # at-least-once under agent concurrency (see faust_commit.py)
     timeouts = {}
     if (group := group_timeouts(settings)) is not None:
-        timeouts = dict(broker_rebalance_timeout=group[0], broker_session_timeout=group[0],
-                        broker_heartbeat_interval=group[1])
+        timeouts = dict(
+            broker_rebalance_timeout=group[0], broker_session_timeout=group[0], broker_heartbeat_interval=group[1]
+        )
     app = faust.App(
         "sciqag",
         broker=broker_url,
@@ -93,8 +95,11 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
     topics = Topics(
-        papers=topic(T.PAPERS), extracted=topic(T.EXTRACTED), generated=topic(T.GENERATED),
-        scored=topic(T.SCORED), dlq=topic(T.DLQ),
+        papers=topic(T.PAPERS),
+        extracted=topic(T.EXTRACTED),
+        generated=topic(T.GENERATED),
+        scored=topic(T.SCORED),
+        dlq=topic(T.DLQ),
     )
     holder = EngineHolder()
 
@@ -150,8 +155,15 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
 
     if "sink" in enabled:
         # not a Faust agent: the sink reads whole batches from aiokafka (see sink.py)
-        sink_consumer = SinkConsumer(settings, pipeline.sink.prepare, pipeline.sink.store, broker_url=broker_url,
-                                     app_id=app.conf.id, monitor=app.monitor, faust_metrics=_faust_metrics)
+        sink_consumer = SinkConsumer(
+            settings,
+            pipeline.sink.prepare,
+            pipeline.sink.store,
+            broker_url=broker_url,
+            app_id=app.conf.id,
+            monitor=app.monitor,
+            faust_metrics=_faust_metrics,
+        )
 
         @app.task
         async def sink() -> None:

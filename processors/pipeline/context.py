@@ -4,6 +4,7 @@ record leaves a stage (sent on, or dead-lettered).
 Every failure becomes a DeadLetter with the stage, the paper id, a short error kind and a readable reason; the
 loop goes on. Nothing raises out to Faust, because an exception in an agent would stop its partition.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -11,8 +12,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import msgspec
 
@@ -107,8 +109,17 @@ class StageContext:
     async def send(self, topic, paper_id: str, record: msgspec.Struct) -> None:
         await topic.send(key=paper_id.encode(), value=encode(record))
 
-    async def dead_letter(self, *, stage: str, kind: str, message: str, paper_id: str = "", event=None,
-                          source_uri: str = "", paper_failed: bool = True) -> None:
+    async def dead_letter(
+        self,
+        *,
+        stage: str,
+        kind: str,
+        message: str,
+        paper_id: str = "",
+        event=None,
+        source_uri: str = "",
+        paper_failed: bool = True,
+    ) -> None:
         payload = b""
         if event is not None and isinstance(event.value, (bytes, bytearray)):
             payload = bytes(event.value[:300])
@@ -131,11 +142,27 @@ class StageContext:
         log.warning("%s: paper %s -> DLQ (%s): %s", stage, paper_id or "?", kind, message[:300])
         await self.send(self.topics.dlq, paper_id, record)
 
-    async def reject(self, stage: str, error: SciqagError, *, paper_id: str, event, source_uri: str = "",
-                     paper_failed: bool = True, prefix: str = "") -> None:
+    async def reject(
+        self,
+        stage: str,
+        error: SciqagError,
+        *,
+        paper_id: str,
+        event,
+        source_uri: str = "",
+        paper_failed: bool = True,
+        prefix: str = "",
+    ) -> None:
         """Dead-letter a record for a project error: its kind, its message."""
-        await self.dead_letter(stage=stage, kind=error.kind, message=f"{prefix}{error}", paper_id=paper_id,
-                               event=event, source_uri=source_uri, paper_failed=paper_failed)
+        await self.dead_letter(
+            stage=stage,
+            kind=error.kind,
+            message=f"{prefix}{error}",
+            paper_id=paper_id,
+            event=event,
+            source_uri=source_uri,
+            paper_failed=paper_failed,
+        )
 
     async def guard(self, stage: str, event, work: Callable[[], Awaitable[None]]) -> None:
         """Run one record's work; an unexpected error dead-letters the record instead of killing the agent."""
@@ -151,8 +178,13 @@ class StageContext:
             await asyncio.Event().wait()
         except Exception as exc:  # the last line of defence: a bug must not wedge the partition
             log.exception("%s: unexpected error", stage)
-            await self.dead_letter(stage=stage, kind="internal_error", message=f"{type(exc).__name__}: {exc}",
-                                   paper_id=record_key(event), event=event)
+            await self.dead_letter(
+                stage=stage,
+                kind="internal_error",
+                message=f"{type(exc).__name__}: {exc}",
+                paper_id=record_key(event),
+                event=event,
+            )
         finally:
             metrics.STAGE_SECONDS.labels(stage).observe(time.perf_counter() - started)
 

@@ -1,5 +1,6 @@
 """The extractor: `sciqag.papers` -> `sciqag.extracted`. Reads each paper's PDF from where the record says it is,
 and extracts its text in a process pool with a per-document timeout (PyMuPDF is CPU-bound and can hang)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -78,7 +79,7 @@ class Extractor:
             return await asyncio.wait_for(
                 loop.run_in_executor(self._extraction_pool(), job), timeout=self.settings.extract_timeout_s
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._reset_pool()
             raise ExtractionError(
                 f"extraction took longer than {self.settings.extract_timeout_s:.0f} s", kind="extract_timeout"

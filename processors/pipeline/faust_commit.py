@@ -9,6 +9,7 @@ A worker killed at that moment never processes the slow message again: a paper i
 request #707, which caps the commit at the lowest in-flight offset. This module does the same, by hiding
 the acked offsets above the lowest in-flight one from Faust's computation until that message is acked.
 """
+
 from __future__ import annotations
 
 import functools

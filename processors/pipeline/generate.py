@@ -1,6 +1,7 @@
 """The generator: `sciqag.extracted` -> `sciqag.qa.generated`. Fits the paper into the model's window, asks for
 keywords and self-contained QA pairs (SciQAG's prompt, JSON-schema output) and, beside them, four-option
 multiple-choice items; a rule-based pre-filter drops pairs that refer to the paper or repeat one another."""
+
 from __future__ import annotations
 
 import asyncio
@@ -65,8 +66,10 @@ class Generator:
         engine = await self.ctx.engine.get()
         s = self.settings
         context, strategy = fit_text(
-            paper.text, [(x.title, x.start, x.end) for x in paper.sections],
-            context_budget(s, engine, s.generation_max_tokens), engine.count_tokens,
+            paper.text,
+            [(x.title, x.start, x.end) for x in paper.sections],
+            context_budget(s, engine, s.generation_max_tokens),
+            engine.count_tokens,
         )
         language = s.qa_language if s.qa_language != "auto" else paper.language
         language = language if language in LANGUAGE_NAMES else "en"
@@ -75,24 +78,39 @@ class Generator:
         )
         # the multiple-choice request needs only the context: it runs beside the open pairs' request, so the paper
         # reaches the judge one request-time sooner (the LLM-stage benchmark's pipeline/offline ratio)
-        mcq_request = (asyncio.ensure_future(self._request_mcq(engine, event, context, language))
-                       if self._mcq_schema is not None else None)
+        mcq_request = (
+            asyncio.ensure_future(self._request_mcq(engine, event, context, language))
+            if self._mcq_schema is not None
+            else None
+        )
         try:
             await self._generate_pairs(engine, event, paper, context, strategy, language, messages, mcq_request)
         finally:
             if mcq_request is not None:
                 _discard(mcq_request)
 
-    async def _generate_pairs(self, engine, event, paper: PaperExtracted, context: str, strategy: str, language: str,
-                              messages: list, mcq_request: asyncio.Future | None) -> None:
+    async def _generate_pairs(
+        self,
+        engine,
+        event,
+        paper: PaperExtracted,
+        context: str,
+        strategy: str,
+        language: str,
+        messages: list,
+        mcq_request: asyncio.Future | None,
+    ) -> None:
         s = self.settings
         pid = paper.paper.paper_id
         last_error: LLMError | ModelOutputError | None = None
         for attempt in range(1, LLM_ATTEMPTS + 1):
             try:
                 result = await engine.generate(
-                    messages, json_schema=self._gen_schema, max_tokens=s.generation_max_tokens,
-                    request_id=request_id("gen", event, attempt), role="generator",
+                    messages,
+                    json_schema=self._gen_schema,
+                    max_tokens=s.generation_max_tokens,
+                    request_id=request_id("gen", event, attempt),
+                    role="generator",
                 )
                 parsed = parse_generation(result.text)
             except EngineDead:
@@ -107,8 +125,9 @@ class Generator:
                 break
             log.info("generator: the pre-filter dropped every pair of %s (%s); sampling again", pid, dict(dropped))
         else:
-            return await self.ctx.reject(STAGE, last_error, paper_id=pid, event=event,
-                                         source_uri=paper.paper.source_uri)
+            return await self.ctx.reject(
+                STAGE, last_error, paper_id=pid, event=event, source_uri=paper.paper.source_uri
+            )
         pairs = [
             QAPair(qa_id=qa_id_for(pid, i, PROMPT_VERSION), index=i, question=candidates[i][0], answer=candidates[i][1])
             for i in kept
@@ -123,9 +142,13 @@ class Generator:
             metrics.PREFILTER_DROPPED.labels(reason).inc(count)
         if not pairs:
             return await self.ctx.dead_letter(
-                stage=STAGE, kind="all_pairs_filtered",
+                stage=STAGE,
+                kind="all_pairs_filtered",
                 message=f"the pre-filter dropped all {len(candidates)} pairs: {dict(dropped)}",
-                paper_id=pid, event=event, source_uri=paper.paper.source_uri)
+                paper_id=pid,
+                event=event,
+                source_uri=paper.paper.source_uri,
+            )
         record = QAGenerated(
             paper=paper.paper,
             language=language,
@@ -145,8 +168,11 @@ class Generator:
     async def _request_mcq(self, engine, event, context: str, language: str):
         messages = mcq_messages(context, language=language, n_items=self.settings.mcq_per_paper)
         result = await engine.generate(
-            messages, json_schema=self._mcq_schema, max_tokens=self.settings.generation_max_tokens,
-            request_id=request_id("mcq", event, 1), role="generator",
+            messages,
+            json_schema=self._mcq_schema,
+            max_tokens=self.settings.generation_max_tokens,
+            request_id=request_id("mcq", event, 1),
+            role="generator",
         )
         return result, parse_mcq(result.text)
 
@@ -158,8 +184,15 @@ class Generator:
         except EngineDead:
             raise
         except (LLMError, ModelOutputError) as exc:
-            await self.ctx.reject(STAGE, exc, paper_id=pid, event=event, source_uri=paper.paper.source_uri,
-                                  paper_failed=False, prefix="multiple-choice items: ")
+            await self.ctx.reject(
+                STAGE,
+                exc,
+                paper_id=pid,
+                event=event,
+                source_uri=paper.paper.source_uri,
+                paper_failed=False,
+                prefix="multiple-choice items: ",
+            )
             return [], (0, 0)
         seen: set[str] = set()
         pairs = []
@@ -168,9 +201,15 @@ class Generator:
             if reason:
                 dropped[f"mcq_{reason}"] += 1
                 continue
-            pairs.append(QAPair(
-                qa_id=qa_id_for(pid, i, MCQ_PROMPT_VERSION, kind="mcq"), index=i, kind="mcq",
-                question=item.question, answer=item.options[item.correct], options=item.options,
-                correct_option=item.correct,
-            ))
+            pairs.append(
+                QAPair(
+                    qa_id=qa_id_for(pid, i, MCQ_PROMPT_VERSION, kind="mcq"),
+                    index=i,
+                    kind="mcq",
+                    question=item.question,
+                    answer=item.options[item.correct],
+                    options=item.options,
+                    correct_option=item.correct,
+                )
+            )
         return pairs, (result.prompt_tokens, result.generated_tokens)

@@ -1,6 +1,7 @@
 """The judge: `sciqag.qa.generated` -> `sciqag.qa.scored`. Scores every pair of a paper on RACAR at once (the paper
 text first in each prompt, so the engine's prefix cache serves all of them), adds the per-paper quality measures
 and each answer's numeric support, and decides acceptance under the policy."""
+
 from __future__ import annotations
 
 import asyncio
@@ -43,8 +44,11 @@ class Judge:
         for attempt in range(1, LLM_ATTEMPTS + 1):
             try:
                 result = await engine.generate(
-                    messages, json_schema=schema, max_tokens=self.settings.judge_max_tokens,
-                    request_id=request_id(f"judge-{pair.kind}{pair.index}", event, attempt), role="judge",
+                    messages,
+                    json_schema=schema,
+                    max_tokens=self.settings.judge_max_tokens,
+                    request_id=request_id(f"judge-{pair.kind}{pair.index}", event, attempt),
+                    role="judge",
                 )
                 racar = parse_racar(result.text)
                 single = parse_correct_options(result.text) == {pair.correct_option} if is_mcq else None
@@ -69,12 +73,24 @@ class Judge:
         for pair, error, res in results:
             if res is None:
                 what = "multiple-choice item" if pair.kind == "mcq" else "pair"
-                await ctx.reject(STAGE, error, paper_id=pid, event=event, source_uri=source_uri, paper_failed=False,
-                                 prefix=f"{what} {pair.index}: ")
+                await ctx.reject(
+                    STAGE,
+                    error,
+                    paper_id=pid,
+                    event=event,
+                    source_uri=source_uri,
+                    paper_failed=False,
+                    prefix=f"{what} {pair.index}: ",
+                )
         if not judged:
-            return await ctx.dead_letter(stage=STAGE, kind="no_pair_judged",
-                                         message=f"none of the {len(generated.pairs)} pairs could be judged",
-                                         paper_id=pid, event=event, source_uri=source_uri)
+            return await ctx.dead_letter(
+                stage=STAGE,
+                kind="no_pair_judged",
+                message=f"none of the {len(generated.pairs)} pairs could be judged",
+                paper_id=pid,
+                event=event,
+                source_uri=source_uri,
+            )
         quality = await self._paper_quality(generated)
         run_qa_ids = [pair.qa_id for pair, _, _ in judged]
         for sequence, (pair, (racar, single_correct), res) in enumerate(judged):

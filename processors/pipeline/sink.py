@@ -8,6 +8,7 @@ works on batches, so it reads them straight from aiokafka's `getmany()`. It runs
 (`sciqag worker --agents sink`), with its own consumer group (`<app id>-sink`), and reports its offsets and lag
 through Faust's Prometheus metrics like the other agents.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,8 +17,9 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from schemas import DeadLetter, QAScored, QAScoredCheck, RecordError, decode
 from schemas import topics as T
@@ -91,8 +93,13 @@ class Sink:
                 try:
                     dead = decode(record.value, DeadLetter)
                 except RecordError as exc:
-                    log.error("sink: undecodable dead letter at %s/%d/%d: %s", record.topic, record.partition,
-                              record.offset, exc)
+                    log.error(
+                        "sink: undecodable dead letter at %s/%d/%d: %s",
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        exc,
+                    )
                     metrics.DLQ.labels(STAGE, "undecodable_dead_letter").inc()
                     continue
                 batch.dlq_rows.append(dlq_row(dead))
@@ -108,13 +115,16 @@ class Sink:
         started = time.perf_counter()
         store = self.ctx.store
         stored = await self._store_scored(batch.scored)
-        await self._insert_until_stored(DLQ_TABLE, lambda: store().insert_dead_letters(batch.dlq_rows),
-                                        bool(batch.dlq_rows))
-        await self._insert_until_stored("papers", lambda: store().insert_papers(batch.paper_rows),
-                                        bool(batch.paper_rows))
+        await self._insert_until_stored(
+            DLQ_TABLE, lambda: store().insert_dead_letters(batch.dlq_rows), bool(batch.dlq_rows)
+        )
+        await self._insert_until_stored(
+            "papers", lambda: store().insert_papers(batch.paper_rows), bool(batch.paper_rows)
+        )
         # last, so a crash before it is repaired by the re-delivered batch
-        await self._insert_until_stored("qa_pairs", lambda: self._prune_stale_pairs(batch.keep_pairs),
-                                        bool(batch.keep_pairs))
+        await self._insert_until_stored(
+            "qa_pairs", lambda: self._prune_stale_pairs(batch.keep_pairs), bool(batch.keep_pairs)
+        )
         metrics.QA_STORED.inc(stored)
         metrics.PAPERS.labels(STAGE, "scored").inc(len(batch.completed))
         metrics.PAPERS.labels(STAGE, "failed").inc(batch.failed)
@@ -124,8 +134,10 @@ class Sink:
         metrics.STAGE_SECONDS.labels(STAGE).observe(batch.seconds + time.perf_counter() - started)
         self._batches += 1
         if self._kill_after_batches and self._batches >= self._kill_after_batches:
-            log.critical("fault injection: killing the worker after sink batch %d, before its offsets are committed",
-                         self._batches)
+            log.critical(
+                "fault injection: killing the worker after sink batch %d, before its offsets are committed",
+                self._batches,
+            )
             os.kill(os.getpid(), signal.SIGKILL)
 
     async def _store_scored(self, records: list) -> int:
@@ -140,8 +152,11 @@ class Sink:
             return len(records)
         except StoreError as exc:
             # not "refused": an unreachable ClickHouse ends here too, and the row path below retries until it is back
-            log.warning("sink: %d scored records not stored as JSON (%s); checking each here, storing the valid ones "
-                        "as rows", len(records), exc)
+            log.warning(
+                "sink: %d scored records not stored as JSON (%s); checking each here, storing the valid ones as rows",
+                len(records),
+                exc,
+            )
         # ClickHouse away, or a record it cannot read: find the records that are not valid QAScored, store the rest
         # as rows (retrying until stored); any error from here on is ClickHouse's
         rows = []
@@ -156,8 +171,9 @@ class Sink:
     def _prune_stale_pairs(self, keep_pairs: dict[str, list[str]]) -> None:
         deleted = self.ctx.store().prune_pairs(keep_pairs)
         if deleted:
-            log.info("sink: deleted %d pairs of %d papers that their latest run no longer has", deleted,
-                     len(keep_pairs))
+            log.info(
+                "sink: deleted %d pairs of %d papers that their latest run no longer has", deleted, len(keep_pairs)
+            )
             metrics.QA_PRUNED.inc(deleted)
 
     async def _insert_until_stored(self, table: str, insert: Callable[[], None], needed: bool) -> None:
@@ -198,9 +214,17 @@ class SinkConsumer:
     and prepared; it is stored only after the previous one is stored and committed, so batches land in order.
     While ClickHouse is away nothing more is fetched: memory stays at two batches plus aiokafka's prefetch."""
 
-    def __init__(self, settings: Settings, prepare: Callable[[list], Awaitable[Any]],
-                 store: Callable[[Any], Awaitable[None]], *, broker_url: str = "", app_id: str = "sciqag",
-                 monitor: Any = None, faust_metrics: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        prepare: Callable[[list], Awaitable[Any]],
+        store: Callable[[Any], Awaitable[None]],
+        *,
+        broker_url: str = "",
+        app_id: str = "sciqag",
+        monitor: Any = None,
+        faust_metrics: Any = None,
+    ) -> None:
         self.settings = settings
         self.broker_url = broker_url or settings.broker_url  # the embedded broker's is known only once it is up
         self.prepare = prepare
@@ -292,7 +316,9 @@ class SinkConsumer:
                 self.monitor.track_tp_end_offset(TP(tp.topic, tp.partition), highwater)
 
 
-async def run_sink_until_cancelled(consumer: SinkConsumer, on_crash: Callable[[BaseException], Awaitable[None]]) -> None:
+async def run_sink_until_cancelled(
+    consumer: SinkConsumer, on_crash: Callable[[BaseException], Awaitable[None]]
+) -> None:
     """The worker's sink task: a sink that stops for any reason but cancellation takes the worker down with it
     (a supervisor restarts it), rather than leaving a worker that consumes nothing into ClickHouse."""
     try:

@@ -3,6 +3,7 @@
 A job (`sciqag run`, `dataset import-sciqag`, the benchmarks) is a coroutine that gets a `Running` worker: the
 settings, the store, the topics to send records to and the LLM engine. It never reaches into the stages.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -11,17 +12,18 @@ import gc
 import logging
 import os
 import signal
-from typing import TYPE_CHECKING, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import msgspec
 from prometheus_client import start_http_server
 
 from schemas import topics as T
 
+from ..llm import LLMEngine
 from ..local.broker import start_orphan_reaper, tansu_broker
 from ..local.model import prepare_bundled_model
 from ..logs import quiet_repeated_kafka_logs
-from ..llm import LLMEngine
 from ..settings import Settings
 from ..store import Store
 
@@ -36,7 +38,7 @@ LLM_AGENTS = frozenset({"generator", "judge"})
 class Running:
     """What a job sees of the worker it runs in."""
 
-    def __init__(self, app, pipeline: "Pipeline") -> None:
+    def __init__(self, app, pipeline: Pipeline) -> None:
         self.app = app
         self._ctx = pipeline.context
         self.settings: Settings = pipeline.context.settings
@@ -48,8 +50,13 @@ class Running:
     async def send(self, topic: str, key: str, record: msgspec.Struct) -> None:
         """Send a record to one of the pipeline's topics, by name (schemas.topics)."""
         topics = self._ctx.topics
-        by_name = {T.PAPERS: topics.papers, T.EXTRACTED: topics.extracted, T.GENERATED: topics.generated,
-                   T.SCORED: topics.scored, T.DLQ: topics.dlq}
+        by_name = {
+            T.PAPERS: topics.papers,
+            T.EXTRACTED: topics.extracted,
+            T.GENERATED: topics.generated,
+            T.SCORED: topics.scored,
+            T.DLQ: topics.dlq,
+        }
         await self._ctx.send(by_name[topic], key, record)
 
     async def llm(self) -> LLMEngine:

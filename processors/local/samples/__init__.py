@@ -3,6 +3,7 @@
 They are synthetic: written to exercise the pipeline (English and Russian,
 sections, numbers with units), not real publications.
 """
+
 from __future__ import annotations
 
 import html
@@ -61,13 +62,15 @@ def render_pdf(markdown: str, out: Path) -> None:
             raise ValueError(f"a paragraph is longer than a page: {snippet[:60]}…")
     # fixed dates and no random file id: the same text gives the same bytes, hence the same paper_id,
     # so a second `make demo` replaces its rows instead of adding papers
-    doc.set_metadata({
-        "title": markdown.splitlines()[0].lstrip("# ").strip(),
-        "subject": "sciqag-stream demo sample",
-        "creationDate": "D:20260101000000Z",
-        "modDate": "D:20260101000000Z",
-        "producer": "sciqag-stream",
-    })
+    doc.set_metadata(
+        {
+            "title": markdown.splitlines()[0].lstrip("# ").strip(),
+            "subject": "sciqag-stream demo sample",
+            "creationDate": "D:20260101000000Z",
+            "modDate": "D:20260101000000Z",
+            "producer": "sciqag-stream",
+        }
+    )
     doc.save(out, no_new_id=True)
 
 

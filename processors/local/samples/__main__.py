@@ -1,4 +1,5 @@
 """`python -m processors.local.samples --out DIR`: write the bundled sample papers as PDFs (used by `make demo`)."""
+
 import argparse
 from pathlib import Path
 

@@ -16,6 +16,7 @@ normalise(quote)` when it matched exactly (ratio 1.0).
 """
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from collections import defaultdict
@@ -31,7 +32,7 @@ from .quality import numbers_in
 DEFAULT_THRESHOLD = 0.88
 MIN_FUZZY_CHARS = 24  # a shorter quote must match exactly: short strings align well by chance anywhere
 MAX_QUOTE_CHARS = 2000  # longer "quotes" are cut (an answer used as a quote is a few hundred characters)
-CANDIDATE_WINDOWS = 3
+CANDIDATE_WINDOWS = 5
 
 __all__ = [
     "DEFAULT_THRESHOLD", "EvidenceSpan", "Locator", "content_terms", "grounding_score", "locate_quotes", "normalise",
@@ -107,9 +108,10 @@ _LETTER = r"[^\W\d_]"
 _PASS = re.compile(
     "|".join([
         "(?P<resized>[" + "".join(re.escape(c) for c in _RESIZED) + "])",
-        # a hyphen between letters, also one at a line end: "hyphen-\nated", "state-of-the-art", "stateof-the-art"
-        rf"(?P<hyphen>(?<={_LETTER})-(?:[ \t]*\n\s*)?(?={_LETTER}))",
-        r"(?P<linehyphen>-[ \t]*\n\s*)",  # other line-end hyphens: "7-\n9" -> "7-9"
+        # a hyphen between letters, also one at a line end or before a space (where a PDF line ended):
+        # "hyphen-\nated", "ком- муникации", "state-of-the-art", "stateof-the-art" (the extractor's own joining)
+        rf"(?P<hyphen>(?<={_LETTER})-\s*(?={_LETTER}))",
+        r"(?P<linehyphen>-\s+)",  # whitespace after any other hyphen: "7-\n9" -> "7-9", whatever the wrapping
         r"(?P<gap>(?<=[(\[])\s+|\s+(?=[,.;:!?)\]%\u00b0\u00e5]))",  # "( 2 )", "37 °C", "25 %", "word ,"
         r"(?P<space>\s{2,}|[^\S ])",  # any other whitespace run that is not one plain space
     ])
@@ -202,7 +204,8 @@ class Locator:
         if len(q) < MIN_FUZZY_CHARS:
             return EvidenceSpan(quote, -1, -1, 0.0, False)
         ratio, a, b = self._fuzzy(q)
-        if ratio >= threshold and b > a:
+        # a near-verbatim quote with other numbers than the passage is not that passage ("43 pages" quoted as "120")
+        if ratio >= threshold and b > a and _numbers_within(q, self.norm[a:b]):
             return EvidenceSpan(quote, *self._orig(a, b), ratio, True)
         return EvidenceSpan(quote, -1, -1, ratio, False)
 
@@ -277,22 +280,34 @@ class Locator:
         ratio, a, b = best
         if a < 0:
             return best
-        return ratio, *self._snap(a, b)
+        return ratio, *self._refine(q, a, b)
 
-    def _snap(self, a: int, b: int) -> tuple[int, int]:
-        """Widen an alignment to whole words and trim spaces off its ends."""
-        norm = self.norm
-        for _ in range(30):
-            if a > 0 and norm[a - 1].isalnum() and norm[a].isalnum():
-                a -= 1
-        for _ in range(30):
-            if b < len(norm) and norm[b - 1].isalnum() and norm[b].isalnum():
-                b += 1
-        while a < b and norm[a].isspace():
-            a += 1
-        while b > a and norm[b - 1].isspace():
-            b -= 1
-        return a, b
+    def _refine(self, q: str, a: int, b: int) -> tuple[int, int]:
+        """The alignment's window has the quote's length; the passage may be longer or shorter (a word dropped or
+        added). Move its end, then its start, to the word boundary nearby that makes the passage most like the quote."""
+        index, norm = self._word_index(), self.norm
+        reach = max(12, len(q) // 4)
+
+        def near(bounds: list[int], at: int) -> list[int]:
+            lo, hi = bisect.bisect_left(bounds, at - reach), bisect.bisect_right(bounds, at + reach)
+            return bounds[lo:hi]
+
+        starts = near(index.starts, a) or [a]
+        start = min(starts, key=lambda s: abs(s - a))
+        ends = [e + k for e in near(index.ends, b) for k in (0, 1) if e + k > start and e + k <= len(norm)] or [b]
+        end = max(ends, key=lambda e: (fuzz.ratio(q, norm[start:e]), -abs(e - b)))
+        starts = [s for s in starts if s < end] or [start]
+        start = max(starts, key=lambda s: (fuzz.ratio(q, norm[s:end]), -abs(s - a)))
+        while start < end and norm[start].isspace():
+            start += 1
+        while end > start and norm[end - 1].isspace():
+            end -= 1
+        return start, end
+
+
+def _numbers_within(quote: str, passage: str) -> bool:
+    found = set(numbers_in(passage))
+    return all(n in found or n.lstrip("-") in found for n in numbers_in(quote))
 
 
 def locate_quotes(text: str, quotes: list[str], *, threshold: float = DEFAULT_THRESHOLD) -> list[EvidenceSpan]:

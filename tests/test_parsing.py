@@ -65,3 +65,62 @@ def test_bad_judge_output_raises_with_kind(text, kind):
     with pytest.raises(ModelOutputError) as info:
         parse_racar(text)
     assert info.value.kind == kind
+
+
+# -- evidence quotes (issue 18) -----------------------------------------------------------------------------------
+
+def test_generation_json_carries_each_pairs_evidence_quotes():
+    text = json.dumps({"keywords": ["WVTR"], "qa_pairs": [
+        {"question": "What WVTR did the PFBVE film have?", "answer": "0.8 g m-2 day-1.",
+         "evidence": ["a WVTR of  0.8 g m-2 day-1", "a WVTR of 0.8 g m-2 day-1", "", "second", "third", "fourth"]},
+        {"question": "", "answer": "dropped, and its quotes with it", "evidence": ["lost"]},
+        {"question": "Which film?", "answer": "PFBVE.", "evidence": "one quote as a string"},
+        {"question": "No quotes?", "answer": "None given."},
+    ]})
+    parsed = parse_generation(text)
+    assert [q for q, _ in parsed.pairs] == ["What WVTR did the PFBVE film have?", "Which film?", "No quotes?"]
+    assert parsed.evidence == [["a WVTR of 0.8 g m-2 day-1", "second", "third"], ["one quote as a string"], []]
+
+
+def test_plain_text_format_has_no_quotes():
+    parsed = parse_generation("Keywords: a\nQ1: What is it?\nA1: A thing.\nQ2: And this?\nA2: Another.")
+    assert parsed.evidence == [[], []]
+
+
+def test_generated_pairs_built_without_evidence_get_empty_quote_lists():
+    from sciqag.parsing import GeneratedPairs
+
+    assert GeneratedPairs(["k"], [("q", "a")]).evidence == [[]]
+    with pytest.raises(ValueError):
+        GeneratedPairs(["k"], [("q", "a")], [["x"], ["y"]])
+
+
+def test_mcq_items_carry_the_quotes_for_the_correct_option():
+    from sciqag.parsing import parse_mcq
+
+    items = parse_mcq(json.dumps({"items": [
+        {"question": "Which additive raised the efficiency most?", "options": ["VC", "NaDFP", "both", "none"],
+         "correct": 3, "evidence": ["with both additives the efficiency rose to 86%"]},
+        {"question": "Which cathode was used in full cells?", "options": ["NVP", "LFP", "NMC", "LCO"], "correct": 1},
+    ]}))
+    assert items[0].evidence == ["with both additives the efficiency rose to 86%"] and items[1].evidence == []
+
+
+def test_schemas_require_one_to_three_quotes():
+    import jsonschema
+
+    from sciqag.prompts import generation_schema, mcq_schema
+
+    pair = {"question": "What WVTR did the PFBVE film have?", "answer": "0.8 g m-2 day-1."}
+    schema = generation_schema(1, 1)
+    good = {"keywords": ["WVTR"], "qa_pairs": [{**pair, "evidence": ["a WVTR of 0.8 g m-2 day-1"]}]}
+    jsonschema.validate(good, schema)
+    for evidence in ([], ["x" * 20] * 4, ["short"]):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**good, "qa_pairs": [{**pair, "evidence": evidence}]}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**good, "qa_pairs": [pair]}, schema)
+    item = {"question": "Which additive raised the efficiency most?", "options": ["a", "b", "c", "d"], "correct": 1}
+    jsonschema.validate({"items": [{**item, "evidence": ["with both additives"]}]}, mcq_schema(1))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"items": [item]}, mcq_schema(1))

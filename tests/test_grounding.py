@@ -8,8 +8,15 @@ import pytest
 
 from sciqag.errors import ExtractionError
 from sciqag.extraction import extract_pdf
-from sciqag.grounding import (DEFAULT_THRESHOLD, EvidenceSpan, Locator, grounding_score, locate_quotes, merge_spans,
-                              normalise)
+from sciqag.grounding import (
+    DEFAULT_THRESHOLD,
+    EvidenceSpan,
+    Locator,
+    grounding_score,
+    locate_quotes,
+    merge_spans,
+    normalise,
+)
 
 from .conftest import SCAN, SHARED, shared_pdfs
 
@@ -93,7 +100,7 @@ def _check_exact(locator: Locator, text: str, a: int, b: int, quote: str) -> Non
 
 def test_quotes_cut_from_real_text_are_located_at_their_offsets(pdf_texts, dev_texts):
     rng = random.Random(18)
-    for name, text in {**pdf_texts, **dev_texts}.items():
+    for text in {**pdf_texts, **dev_texts}.values():
         locator = Locator(text)
         for a, b in _cuts(text, rng, 8):
             _check_exact(locator, text, a, b, text[a:b])
@@ -101,7 +108,7 @@ def test_quotes_cut_from_real_text_are_located_at_their_offsets(pdf_texts, dev_t
 
 def test_rewrapped_hyphenated_requoted_quotes_are_located_at_the_same_offsets(pdf_texts, dev_texts):
     rng = random.Random(7)
-    for name, text in {**pdf_texts, **dev_texts}.items():
+    for text in {**pdf_texts, **dev_texts}.values():
         locator = Locator(text)
         for a, b in _cuts(text, rng, 6):
             _check_exact(locator, text, a, b, _rewrap(text[a:b], rng))
@@ -272,3 +279,15 @@ def test_judge_prompt_shows_located_evidence_after_the_pair_with_the_paper_first
     assert user.count("</paper>") == 1  # paper text, in the fence or in a passage, cannot close the fence
     mcq = judge_messages(text, "Which?", "86%", ["78%", "86%", "90%", "none"], evidence=passages)
     assert "correct_options" in mcq[1]["content"] and "<evidence>" in mcq[1]["content"]
+
+
+def test_grounding_benchmark_runs_and_reports_the_release_check():
+    from benchmarks import grounding as bench
+
+    shared_pdfs()
+    rows = bench.run(rounds=1)
+    assert [r.benchmark for r in rows] == ["grounding", "grounding", "grounding_threshold", "grounding_release"]
+    assert all(r.value >= 0 and r.baseline is not None for r in rows)
+    assert "0 verbatim quotes not located exactly" in rows[0].note
+    assert rows[2].baseline == 0.0  # no invented quote located at the threshold
+    assert "400 authors' answers" in rows[3].note

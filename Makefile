@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.sciqag-installed
 DEMO_DIR ?= .sciqag/demo
 SHARED_PDFS := ../shared/data/pdfs
 
-.PHONY: setup tools demo demo-shared test test-fast bench schemas clean
+.PHONY: setup tools demo demo-shared test test-fast lint bench schemas clean
 
 setup: $(STAMP)
 	@$(BIN)/sciqag prepare-model >/dev/null && echo "setup: ok (model in $$($(BIN)/sciqag prepare-model))"
@@ -50,6 +50,11 @@ tools:
 
 test: setup tools
 	$(BIN)/python -m pytest -ra --durations=20 -n 2 --dist loadgroup
+
+# ruff: lint and format check (also run by the tests: tests/test_layout.py)
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # unit tests only (no broker, no engine)
 test-fast: setup

@@ -44,6 +44,15 @@ def _cut_to_sentences(text: str, budget: int, count_tokens: Callable[[str], int]
     return kept
 
 
+PROMPT_OVERHEAD_TOKENS = 600  # instructions + chat template around the paper text
+
+
+def context_budget(max_model_len: int, output_tokens: int, max_context_tokens: int = 0) -> int:
+    """Paper tokens that fit in a window of `max_model_len` beside the prompt and an answer of `output_tokens`
+    (or `max_context_tokens` when set)."""
+    return max_context_tokens or (max_model_len - output_tokens - PROMPT_OVERHEAD_TOKENS)
+
+
 def fit_text(
     text: str,
     sections: Sequence[tuple[str, int, int]],

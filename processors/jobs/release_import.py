@@ -17,12 +17,11 @@ from pathlib import Path
 
 from schemas import RACAR_DIMENSIONS, DimensionScore, PaperRef, QAGenerated, QAPair, QAScored, Racar
 from schemas import topics as T
-from sciqag.context import fit_text
+from sciqag.context import context_budget, fit_text
 from sciqag.ids import normalize_doi, paper_id_for, qa_id_for
 from sciqag.quality import numeric_support
 from sciqag.racar import passes
 
-from ..pipeline.generate import context_budget
 from ..pipeline.worker import Job, Running, run_worker
 from ..progress import Progress
 from ..settings import Settings
@@ -158,7 +157,8 @@ def make_import_job(papers: list[ReleasePaper], counts: dict, *, force: bool, ti
             return 0
         engine = await worker.llm()
         # the judge sees the paper as the generator would have: fitted to the window, never cut mid-sentence
-        budget = context_budget(worker.settings, engine, worker.settings.judge_max_tokens)
+        s = worker.settings
+        budget = context_budget(engine.max_model_len, s.judge_max_tokens, s.max_context_tokens)
         submitted, started = time.time(), time.monotonic()
         for paper in todo:
             context, strategy = fit_text(paper.text, [], budget, engine.count_tokens)

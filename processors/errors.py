@@ -8,6 +8,7 @@ __all__ = [
     "FeedConfigError",
     "KafkaAuthError",
     "LLMError",
+    "RecordTooLarge",
     "SciqagError",
     "SourceError",
     "StoreError",
@@ -18,6 +19,13 @@ class SourceError(SciqagError):
     """A paper's PDF (or a feed document) that cannot be fetched or read; `kind` says why."""
 
     kind = "fetch_failed"
+
+
+class RecordTooLarge(SciqagError):
+    """A record this project would write is over a bound (its key, a field, the whole record against the producer's
+    limit); `kind` says which: key_too_large, field_too_large, record_too_large."""
+
+    kind = "record_too_large"
 
 
 class LLMError(SciqagError):

@@ -15,6 +15,8 @@ from .settings import Settings
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # the largest record batch a producer sends (records are checked against it)
+# the largest key + value a stage sends: the request limit less room for the batch and record headers
+MAX_RECORD_BYTES = MAX_REQUEST_BYTES - 64 * 1024
 COMPRESSION = "gzip"
 EMBEDDED_SESSION_TIMEOUT_S = 6.0  # one member on a loopback broker: Kafka-sized timeouts make a group join take ~30 s
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")

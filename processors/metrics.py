@@ -29,6 +29,11 @@ LLM_REQUEST_SECONDS = Histogram(
     buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
 )
 LLM_ERRORS = Counter("sciqag_llm_errors_total", "LLM requests that failed in the engine.", ["role", "error"])
+PAGES_RECOVERED = Counter(
+    "sciqag_extraction_pages_total",
+    "Pages whose text layer was not used as it was, by method (ocr | repaired) and why (no_text, mojibake, ...).",
+    ["method", "reason"],
+)
 QA_PAIRS = Counter("sciqag_qa_pairs_total", "Judged QA pairs, by outcome (accepted | rejected).", ["outcome"])
 PREFILTER_DROPPED = Counter(
     "sciqag_qa_prefilter_dropped_total", "Generated pairs the rule-based pre-filter dropped, by reason.", ["reason"]

@@ -93,12 +93,29 @@ class Settings:
     max_pages: int = field(default_factory=lambda: int(_env("MAX_PAGES", "300")))
     extract_workers: int = field(default_factory=lambda: int(_env("EXTRACT_WORKERS", "1")))
     extract_timeout_s: float = field(default_factory=lambda: float(_env("EXTRACT_TIMEOUT_S", "60")))
+    # OCR of pages without a usable text layer (Tesseract through PyMuPDF): auto (the pages the quality check
+    # sends to OCR), off, force (every page). A document's extraction may take extract_timeout_s plus ocr_budget_s
+    ocr: str = field(default_factory=lambda: _env("OCR", "auto"))
+    ocr_page_timeout_s: float = field(default_factory=lambda: float(_env("OCR_PAGE_TIMEOUT_S", "60")))
+    ocr_budget_s: float = field(default_factory=lambda: float(_env("OCR_BUDGET_S", "300")))  # OCR time per paper
+    ocr_dpi: int = field(default_factory=lambda: int(_env("OCR_DPI", "300")))
+    tessdata: str = field(default_factory=lambda: _env("TESSDATA"))  # empty: $TESSDATA_PREFIX, else the system's
+    # one http(s) fetch of a PDF in all: name resolution, every redirect hop, the body
     fetch_timeout_s: float = field(default_factory=lambda: float(_env("FETCH_TIMEOUT_S", "30")))
     file_roots: list[str] = field(default_factory=lambda: [p for p in _env("FILE_ROOTS").split(os.pathsep) if p])
     # hosts the PDF fetcher may reach although they resolve to private/loopback addresses (SSRF rule)
     allowed_hosts: list[str] = field(
         default_factory=lambda: [h.strip() for h in _env("ALLOWED_HOSTS").split(",") if h.strip()]
     )
+    # bounds on what a record may carry (README "Guarantees"): a paper id / Kafka key (UTF-8 bytes), the title, every
+    # other metadata string of a paper (doi, journal, language, source feed, each category; at most 100
+    # categories), its PDF location, and the extracted text sent on sciqag.extracted (UTF-8 bytes; longer text is
+    # cut at that many bytes and PaperExtracted.text_truncated_from says how long it was)
+    max_key_bytes: int = field(default_factory=lambda: int(_env("MAX_KEY_BYTES", "1024")))
+    max_title_chars: int = field(default_factory=lambda: int(_env("MAX_TITLE_CHARS", "2000")))
+    max_field_chars: int = field(default_factory=lambda: int(_env("MAX_FIELD_CHARS", "2000")))
+    max_uri_chars: int = field(default_factory=lambda: int(_env("MAX_URI_CHARS", "8192")))
+    max_text_bytes: int = field(default_factory=lambda: int(_env("MAX_TEXT_BYTES", str(2 * 1024 * 1024))))
     # worker
     metrics_port: int = field(default_factory=lambda: int(_env("METRICS_PORT", "6066")))
     agents: list[str] = field(

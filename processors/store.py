@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from schemas import RACAR_DIMENSIONS, DeadLetter, PaperQuality, QAScored
+from schemas import RACAR_DIMENSIONS, DeadLetter, ExtractionSummary, PaperQuality, QAScored
 from schemas.ddl import (
     DLQ_TABLE,
     JSON_INPUT_SETTINGS,
@@ -103,6 +103,21 @@ def paper_row_scored(r: QAScored) -> dict[str, Any]:
         "q_pairs_over_0_7": q.q_pairs_over_0_7,
         "coverage": q.coverage,
         "prefilter_dropped": dict(q.prefilter_dropped),
+        **_extraction_columns(r.extraction),
+    }
+
+
+def _extraction_columns(e: ExtractionSummary | None) -> dict[str, Any]:
+    if e is None:  # records from before the field: the columns keep their defaults
+        return {}
+    return {
+        "extractor_version": e.extractor_version,
+        "pages": e.pages,
+        "ocr_pages": list(e.ocr_pages),
+        "repaired_pages": dict(e.repaired_pages),
+        "ocr_language": e.ocr_language,
+        "detected_language": e.detected_language,
+        "title_source": e.title_source,
     }
 
 
@@ -132,6 +147,13 @@ def _values(row: dict[str, Any], columns: list[str], table: str) -> list:
 
 # what a row leaves out gets the column's ClickHouse default; Python needs it spelled out for the list inserts
 _COLUMN_DEFAULTS: dict[str, Any] = {
+    "extractor_version": "",
+    "pages": 0,
+    "ocr_pages": [],
+    "repaired_pages": {},
+    "ocr_language": "",
+    "detected_language": "",
+    "title_source": "",
     "categories": [],
     "keywords": [],
     "qa_pairs": 0,

@@ -40,6 +40,13 @@ def decode(payload: bytes | None, record_type: type[T]) -> T:
         raise RecordError(kind="schema_violation", message=f"not a valid {name}: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise RecordError(kind="undecodable", message=f"not JSON: {exc}") from exc
+    except RecursionError:
+        # msgspec stops at the interpreter's recursion limit (~1,000 levels), also inside unknown fields it skips
+        raise RecordError(
+            kind="too_deeply_nested", message=f"not a {name}: JSON nested deeper than this decoder reads"
+        ) from None
+    except Exception as exc:  # anything else a hostile payload can provoke: still a bad record, never a crash
+        raise RecordError(kind="undecodable", message=f"not a {name}: {type(exc).__name__}: {str(exc)[:200]}") from exc
     version = getattr(record, "schema_version", None)
     if version != SCHEMA_VERSION:
         raise RecordError(

@@ -40,6 +40,14 @@ PAPER_COLUMNS: list[tuple[str, str]] = [
     ("q_pairs_over_0_7", "UInt16"),
     ("coverage", "Nullable(Float32)"),
     ("prefilter_dropped", "Map(String, UInt32)"),
+    # how the text was obtained (schemas.records.ExtractionSummary): OCR'd and repaired pages, detected language
+    ("extractor_version", "LowCardinality(String)"),
+    ("pages", "UInt16"),
+    ("ocr_pages", "Array(UInt16)"),
+    ("repaired_pages", "Map(UInt16, String)"),
+    ("ocr_language", "LowCardinality(String)"),
+    ("detected_language", "LowCardinality(String)"),
+    ("title_source", "LowCardinality(String)"),
 ]
 QA_COLUMNS: list[tuple[str, str]] = [
     ("paper_id", "String"),

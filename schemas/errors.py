@@ -11,6 +11,7 @@ precise one (`SourceError("...", kind="file_not_found")`). The message always co
     ├── FeedFormatError                 sciqag/errors.py: a feed document that cannot be read
     ├── EmbeddingsUnavailable           sciqag/errors.py: no sentence-embedding model here
     ├── SourceError                     processors/errors.py: a PDF that cannot be fetched or read
+    ├── RecordTooLarge                  processors/errors.py: a key, field or record over its bound
     ├── LLMError                        processors/errors.py: the engine failed a request
     │   └── EngineDead                  processors/errors.py: the engine itself is gone
     ├── StoreError                      processors/errors.py: ClickHouse away or refusing

@@ -93,6 +93,25 @@ class PaperExtracted(msgspec.Struct, gc=False, kw_only=True):
     schema_version: int = SCHEMA_VERSION
 
 
+class ExtractionSummary(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    """How a paper's text was obtained, carried from the extractor to the papers table (on QAGenerated, and on the
+    QAScored record that completes the paper)."""
+
+    extractor_version: str = ""
+    pages: int = 0
+    ocr_pages: list[int] = []  # 1-based pages whose text is Tesseract's
+    repaired_pages: dict[int, str] = {}  # 1-based page -> repair
+    ocr_language: str = ""
+    detected_language: str = ""
+    title_source: str = ""
+
+    @classmethod
+    def of(cls, paper: "PaperExtracted") -> "ExtractionSummary":
+        return cls(extractor_version=paper.extractor_version, pages=paper.pages, ocr_pages=list(paper.ocr_pages),
+                   repaired_pages=dict(paper.repaired_pages), ocr_language=paper.ocr_language,
+                   detected_language=paper.detected_language, title_source=paper.title_source)
+
+
 class QAPair(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     qa_id: str
     index: int
@@ -122,6 +141,7 @@ class QAGenerated(msgspec.Struct, gc=False, kw_only=True):
     prompt_tokens: int = 0
     generated_tokens: int = 0
     prefilter_dropped: dict[str, int] = {}  # pairs the rule-based pre-filter removed, by reason
+    extraction: ExtractionSummary | None = None
     generated_at: datetime = msgspec.field(default_factory=utcnow)
     schema_version: int = SCHEMA_VERSION
 
@@ -184,6 +204,7 @@ class QAScored(msgspec.Struct, gc=False, kw_only=True):
     # on the completing record only: the qa_ids of every pair of this run of the paper, so the sink can delete
     # pairs an earlier run stored that this one no longer has (a re-generation after a crash, a replay)
     paper_qa_ids: list[str] = []
+    extraction: ExtractionSummary | None = None  # on the completing record only, for the papers row
     scored_at: datetime = msgspec.field(default_factory=utcnow)
     schema_version: int = SCHEMA_VERSION
 

@@ -24,7 +24,8 @@ from .conftest import sciqag_exe
 FAST = ["--pairs", "3", "--keywords", "5", "--mcq", "1", "--max-context-tokens", "1200", "--max-model-len", "4096"]
 # output caps for FAST runs: twice what a well-formed answer needs. The bundled 135M model sometimes runs away inside
 # a JSON string; with the default caps (2048 / 512) such an output costs minutes of CPU before it is rejected anyway
-FAST_ENV = {"SCIQAG_GENERATION_MAX_TOKENS": "700", "SCIQAG_JUDGE_MAX_TOKENS": "320"}
+# OCR off unless a test asks for it: the real scan takes ~100 s of Tesseract (test_end_to_end OCRs it with a budget)
+FAST_ENV = {"SCIQAG_GENERATION_MAX_TOKENS": "700", "SCIQAG_JUDGE_MAX_TOKENS": "320", "SCIQAG_OCR": "off"}
 
 
 @dataclass
@@ -37,7 +38,14 @@ class RunResult:
 
 
 def run_sciqag(
-    paths: list[Path], data_dir: Path, port: int, *, extra: list[str] = (), timeout: float = 1200, scrape: bool = False
+    paths: list[Path],
+    data_dir: Path,
+    port: int,
+    *,
+    extra: list[str] = (),
+    timeout: float = 1200,
+    scrape: bool = False,
+    env: dict[str, str] | None = None,
 ) -> RunResult:
     """Run `sciqag run`; with scrape=True keep its metrics endpoint up after the job, read it, then stop it."""
     summary_file = data_dir / "summary.json"
@@ -56,7 +64,7 @@ def run_sciqag(
     ]
     if scrape:
         cmd += ["--linger", "600"]
-    env = {**os.environ, **FAST_ENV, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **FAST_ENV, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     lines: queue.Queue[str] = queue.Queue()
     stderr: list[str] = []

@@ -225,7 +225,7 @@ def test_every_poison_input_gives_one_dead_letter_and_the_extractor_keeps_going(
 
 def test_a_pdf_that_takes_too_long_is_dead_lettered_and_the_next_one_extracts(tmp_path):
     slow = _pdf([TEXT * 3] * 19)  # fine, but slower than a 10 ms budget
-    stages, topics = _stages(tmp_path, extract_timeout_s=0.01)
+    stages, topics = _stages(tmp_path, extract_timeout_s=0.01, ocr="off")  # OCR has a budget of its own
 
     async def run() -> None:
         try:

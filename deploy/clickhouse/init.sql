@@ -22,7 +22,14 @@ CREATE TABLE IF NOT EXISTS `sciqag`.papers (
     q_share_below_0_3 Nullable(Float32),
     q_pairs_over_0_7 UInt16,
     coverage Nullable(Float32),
-    prefilter_dropped Map(String, UInt32)
+    prefilter_dropped Map(String, UInt32),
+    extractor_version LowCardinality(String),
+    pages UInt16,
+    ocr_pages Array(UInt16),
+    repaired_pages Map(UInt16, String),
+    ocr_language LowCardinality(String),
+    detected_language LowCardinality(String),
+    title_source LowCardinality(String)
 ) ENGINE = ReplacingMergeTree(updated_at) ORDER BY paper_id;
 
 ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS paper_id String;
@@ -66,6 +73,20 @@ ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS q_pairs_over_0_7 UInt16;
 ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS coverage Nullable(Float32);
 
 ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS prefilter_dropped Map(String, UInt32);
+
+ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS extractor_version LowCardinality(String);
+
+ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS pages UInt16;
+
+ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS ocr_pages Array(UInt16);
+
+ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS repaired_pages Map(UInt16, String);
+
+ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS ocr_language LowCardinality(String);
+
+ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS detected_language LowCardinality(String);
+
+ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS title_source LowCardinality(String);
 
 CREATE TABLE IF NOT EXISTS `sciqag`.qa_pairs (
     paper_id String,

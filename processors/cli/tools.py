@@ -8,22 +8,29 @@ import json
 import sys
 from pathlib import Path
 
-from .common import Command
+from .common import Command, settings_from
 
 
 def _extract_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pdfs", nargs="+", type=Path, metavar="PDF")
     p.add_argument("--json", action="store_true", help="one JSON object per PDF with text, sections and statistics")
+    p.add_argument("--ocr", choices=["auto", "off", "force"],
+                   help="OCR pages without a usable text layer (SCIQAG_OCR, default auto; needs Tesseract)")
+    p.add_argument("--language", default="", help="the papers' language if known (en, ru): the OCR language")
 
 
 def extract(args) -> int:
     from sciqag.errors import ExtractionError
     from sciqag.extraction import extract_pdf
 
+    settings = settings_from(args)
     failures = 0
     for pdf in args.pdfs:
         try:
-            result = extract_pdf(pdf.read_bytes())
+            result = extract_pdf(pdf.read_bytes(), max_pages=settings.max_pages, ocr=settings.ocr,
+                                 language_hint=args.language, ocr_page_timeout_s=settings.ocr_page_timeout_s,
+                                 ocr_budget_s=settings.ocr_budget_s, ocr_dpi=settings.ocr_dpi,
+                                 tessdata=settings.tessdata)
         except (ExtractionError, OSError) as exc:
             failures += 1
             kind = exc.kind if isinstance(exc, ExtractionError) else "unreadable"
@@ -42,6 +49,12 @@ def extract(args) -> int:
                         "language": result.language,
                         "chars": len(result.text),
                         "removed": result.removed,
+                        "title_source": result.title_source,
+                        "page_methods": result.page_methods,
+                        "ocr_pages": result.ocr_pages,
+                        "repaired_pages": result.repaired_pages,
+                        "ocr_language": result.ocr_language,
+                        "ocr_seconds": round(result.ocr_seconds, 2),
                         "sections": [{"title": t, "start": s, "end": e} for t, s, e in result.sections],
                         "text": result.text,
                     },

@@ -39,7 +39,7 @@ class Extractor:
             return await ctx.reject(STAGE, exc, paper_id=record_key(event), event=event)
         try:
             data = await load_pdf(paper, self.settings)
-            extracted = await self._extract(data)
+            extracted = await self._extract(data, paper.language)
         except (SourceError, ExtractionError) as exc:
             return await ctx.reject(STAGE, exc, paper_id=paper.paper_id, event=event, source_uri=paper.pdf_uri)
         ref = paper.ref()
@@ -53,7 +53,16 @@ class Extractor:
             language=paper.language or extracted.language,
             extractor_version=EXTRACTOR_VERSION,
             removed=extracted.removed,
+            page_methods=extracted.page_methods,
+            ocr_pages=extracted.ocr_pages,
+            repaired_pages=extracted.repaired_pages,
+            ocr_language=extracted.ocr_language,
+            detected_language=extracted.language,
+            title_source=extracted.title_source if not paper.title else "feed",
         )
+        for method in extracted.page_methods:
+            if method.startswith(("ocr:", "repaired:")):
+                metrics.PAGES_RECOVERED.labels(*method.split(":", 1)).inc()
         await ctx.send(ctx.topics.extracted, paper.paper_id, record)
         metrics.PAPERS.labels(STAGE, "ok").inc()
 
@@ -72,18 +81,21 @@ class Extractor:
                 proc.kill()  # a worker stuck in PyMuPDF cannot be interrupted any other way
             pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _extract(self, data: bytes) -> ExtractedText:
+    async def _extract(self, data: bytes, language_hint: str = "") -> ExtractedText:
         loop = asyncio.get_running_loop()
-        job = functools.partial(extract_pdf, data, max_pages=self.settings.max_pages)
+        s = self.settings
+        job = functools.partial(
+            extract_pdf, data, max_pages=s.max_pages, ocr=s.ocr, language_hint=language_hint,
+            ocr_page_timeout_s=s.ocr_page_timeout_s, ocr_budget_s=s.ocr_budget_s, ocr_dpi=s.ocr_dpi,
+            tessdata=s.tessdata,
+        )
+        # OCR has its own budget (pages past it are left unread, and said so) on top of the text layer's time
+        timeout_s = s.extract_timeout_s + (s.ocr_budget_s if s.ocr != "off" else 0)
         try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(self._extraction_pool(), job), timeout=self.settings.extract_timeout_s
-            )
+            return await asyncio.wait_for(loop.run_in_executor(self._extraction_pool(), job), timeout=timeout_s)
         except TimeoutError:
             self._reset_pool()
-            raise ExtractionError(
-                f"extraction took longer than {self.settings.extract_timeout_s:.0f} s", kind="extract_timeout"
-            ) from None
+            raise ExtractionError(f"extraction took longer than {timeout_s:.0f} s", kind="extract_timeout") from None
         except concurrent.futures.process.BrokenProcessPool:
             self._reset_pool()
             raise ExtractionError("the extraction process crashed on this PDF", kind="extractor_crashed") from None

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from schemas import PaperExtracted, QAGenerated, QAPair, RecordError, decode
-from sciqag.context import fit_text
+from schemas import ExtractionSummary, PaperExtracted, QAGenerated, QAPair, RecordError, decode
+from sciqag.context import context_budget, fit_text
 from sciqag.errors import ModelOutputError
 from sciqag.ids import qa_id_for
 from sciqag.parsing import parse_generation, parse_mcq
@@ -25,21 +25,11 @@ from sciqag.prompts import (
 
 from .. import metrics
 from ..errors import EngineDead, LLMError
-from ..llm import LLMEngine
-from ..settings import Settings
 from .context import LLM_ATTEMPTS, StageContext, record_key, request_id
 
 log = logging.getLogger("sciqag.stages")
 
 STAGE = "generator"
-PROMPT_OVERHEAD_TOKENS = 600  # instructions + chat template around the paper text
-
-
-def context_budget(settings: Settings, engine: LLMEngine, output_tokens: int) -> int:
-    """Paper tokens that fit in the window beside the prompt and an answer of `output_tokens`."""
-    return settings.max_context_tokens or (engine.max_model_len - output_tokens - PROMPT_OVERHEAD_TOKENS)
-
-
 def _discard(request: asyncio.Future) -> None:
     """Cancel a request whose answer is no longer needed (the engine aborts it), or mark its error as seen."""
     if not request.done():
@@ -68,7 +58,7 @@ class Generator:
         context, strategy = fit_text(
             paper.text,
             [(x.title, x.start, x.end) for x in paper.sections],
-            context_budget(s, engine, s.generation_max_tokens),
+            context_budget(engine.max_model_len, s.generation_max_tokens, s.max_context_tokens),
             engine.count_tokens,
         )
         language = s.qa_language if s.qa_language != "auto" else paper.language
@@ -161,6 +151,7 @@ class Generator:
             prompt_tokens=prompt_tokens,
             generated_tokens=generated_tokens,
             prefilter_dropped=dict(dropped),
+            extraction=ExtractionSummary.of(paper),
         )
         await self.ctx.send(self.ctx.topics.generated, pid, record)
         metrics.PAPERS.labels(STAGE, "ok").inc()

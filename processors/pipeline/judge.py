@@ -95,6 +95,7 @@ class Judge:
         run_qa_ids = [pair.qa_id for pair, _, _ in judged]
         for sequence, (pair, (racar, single_correct), res) in enumerate(judged):
             accepted = is_accepted(racar, self.settings.acceptance_policy) and single_correct is not False
+            completes = sequence == len(judged) - 1
             record = QAScored(
                 paper=generated.paper,
                 qa_id=pair.qa_id,
@@ -120,7 +121,8 @@ class Judge:
                 context_strategy=generated.context_strategy,
                 judge_prompt_tokens=res.prompt_tokens,
                 judge_generated_tokens=res.generated_tokens,
-                paper_qa_ids=run_qa_ids if sequence == len(judged) - 1 else [],
+                paper_qa_ids=run_qa_ids if completes else [],
+                extraction=generated.extraction if completes else None,
             )
             await ctx.send(ctx.topics.scored, pid, record)
             metrics.QA_PAIRS.labels("accepted" if accepted else "rejected").inc()

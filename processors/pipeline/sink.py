@@ -93,14 +93,18 @@ class Sink:
                 try:
                     dead = decode(record.value, DeadLetter)
                 except RecordError as exc:
+                    # not sent back to sciqag.dlq (the sink reads it): stored as the sink's own dead letter, logged
+                    # once, and the batch goes on and is committed
                     log.error(
-                        "sink: undecodable dead letter at %s/%d/%d: %s",
+                        "sink: undecodable dead letter at %s/%d/%d (%s): %s",
                         record.topic,
                         record.partition,
                         record.offset,
-                        exc,
+                        exc.kind,
+                        str(exc)[:300],
                     )
                     metrics.DLQ.labels(STAGE, "undecodable_dead_letter").inc()
+                    batch.dlq_rows.append(dlq_row(self._own_dead_letter(record, exc)))
                     continue
                 batch.dlq_rows.append(dlq_row(dead))
                 if dead.paper_failed and dead.paper_id:
@@ -109,6 +113,20 @@ class Sink:
                     batch.failed += 1
         batch.seconds = time.perf_counter() - started
         return batch
+
+    def _own_dead_letter(self, record, exc: RecordError) -> DeadLetter:
+        value = record.value if isinstance(record.value, (bytes, bytearray)) else b""
+        return DeadLetter(
+            stage=STAGE,
+            paper_id=record_key(record),
+            error_kind=exc.kind,
+            message=f"a record on {record.topic} that is not a DeadLetter: {str(exc)[:1900]}",
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            payload_excerpt=bytes(value[:300]).decode("utf-8", "replace"),
+            paper_failed=False,  # whose paper it was is not known
+        )
 
     async def store(self, batch: SinkBatch) -> None:
         """Insert a prepared batch, retrying until ClickHouse took it (its offsets are committed after this)."""

@@ -5,6 +5,7 @@ import re
 
 import pymupdf
 import pytest
+from rapidfuzz import fuzz
 
 from sciqag.errors import ExtractionError
 from sciqag.extraction import extract_pdf
@@ -199,6 +200,8 @@ def test_near_verbatim_quotes_take_the_fuzzy_path(pdf_texts):
             span = locator.locate(" ".join(words))
             assert span.located and 0.88 <= span.ratio < 1.0, (name, words, span)
             assert abs(span.start - a) <= 12 and abs(span.end - b) <= 12  # within a word of the cut
+            # what a stored span can be checked against: the passage is at least as like the quote as its ratio
+            assert fuzz.ratio(normalise(" ".join(words)), normalise(text[span.start : span.end])) / 100 >= span.ratio
     text = pdf_texts["paperqa__10.1039_D1SC05088E.pdf"]
     at = text.index("bene\ue103cially impact")  # "fi" is a private-use glyph in this PDF
     quote = "how changes to the RFP structure can beneficially impact their extinction coefficient"

@@ -1,4 +1,5 @@
 """`make bench`: every benchmark, one table. Options pass through to the LLM benchmark."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,100,1000", help="paper counts for the overhead scaling runs")
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--mcq", type=int, default=4)
-    parser.add_argument("--copies", type=int, default=1, help="stream each real PDF this many times in the LLM benchmark")
+    parser.add_argument(
+        "--copies", type=int, default=1, help="stream each real PDF this many times in the LLM benchmark"
+    )
     parser.add_argument("--sink-rows", type=int, default=100_000)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
@@ -31,10 +34,17 @@ def main() -> None:
     if "sink" in chosen:
         rows += sink.run(args.sink_rows)
     if "llm" in chosen:
-        rows += llm_stage.run(model=args.model, sizes=tuple(int(s) for s in args.sizes.split(",")), pairs=args.pairs,
-                              mcq=args.mcq, copies=args.copies)
-    print(f"\nsciqag-stream benchmarks — {machine()} — {time.strftime('%Y-%m-%d %H:%M')} — "
-          f"{time.time() - started:.0f} s\n")
+        rows += llm_stage.run(
+            model=args.model,
+            sizes=tuple(int(s) for s in args.sizes.split(",")),
+            pairs=args.pairs,
+            mcq=args.mcq,
+            copies=args.copies,
+        )
+    print(
+        f"\nsciqag-stream benchmarks — {machine()} — {time.strftime('%Y-%m-%d %H:%M')} — "
+        f"{time.time() - started:.0f} s\n"
+    )
     print(format_table(rows))
     if args.json:
         save(rows, args.json)

@@ -4,6 +4,7 @@ same process (the ceiling), and vs `pymupdf4llm.to_markdown` (what many RAG tool
 Also: the share of the extractor's time that the per-page text-layer quality check takes (target <= 10%: the
 extractor timed with the check replaced by a stub that calls every page fine), and OCR pages/s on this machine
 (Tesseract through PyMuPDF, the first pages of the real image-only scan)."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,13 @@ def _best_of(rounds: int, fn) -> float:
     return best
 
 
-def run(rounds: int = 3, with_markdown: bool = True, with_check_cost: bool | None = None,
-        with_ocr: bool | None = None, ocr_pages: int = 3) -> list[Row]:
+def run(
+    rounds: int = 3,
+    with_markdown: bool = True,
+    with_check_cost: bool | None = None,
+    with_ocr: bool | None = None,
+    ocr_pages: int = 3,
+) -> list[Row]:
     """with_check_cost / with_ocr: None = as with_markdown (all rows for `make bench`, one for a quick check)."""
     with_check_cost = with_markdown if with_check_cost is None else with_check_cost
     with_ocr = with_markdown if with_ocr is None else with_ocr
@@ -61,8 +67,17 @@ def run(rounds: int = 3, with_markdown: bool = True, with_check_cost: bool | Non
 
     raw_s, ours_s = _best_of(rounds, raw), _best_of(rounds, ours)
     note = f"{len(data)} PDFs, {pages} pages, best of {rounds}" + (f"; skipped {', '.join(skipped)}" if skipped else "")
-    rows = [Row("extraction", "extractor pages/s", pages / ours_s, "raw PyMuPDF get_text pages/s", pages / raw_s,
-                target=0.5, note=note)]
+    rows = [
+        Row(
+            "extraction",
+            "extractor pages/s",
+            pages / ours_s,
+            "raw PyMuPDF get_text pages/s",
+            pages / raw_s,
+            target=0.5,
+            note=note,
+        )
+    ]
     if with_check_cost:
         rows.append(_check_cost_row(rounds, ours, pages, ours_s, raw_s))
     if with_ocr:
@@ -71,16 +86,27 @@ def run(rounds: int = 3, with_markdown: bool = True, with_check_cost: bool | Non
         try:
             import pymupdf4llm
         except ImportError:
-            rows.append(Row("extraction", "pymupdf4llm", 0.0, note="pymupdf4llm not installed (pip install -e .[bench])"))
+            rows.append(
+                Row("extraction", "pymupdf4llm", 0.0, note="pymupdf4llm not installed (pip install -e .[bench])")
+            )
         else:
+
             def markdown() -> None:
                 for b in data:
                     with pymupdf.open(stream=b, filetype="pdf") as doc:
                         pymupdf4llm.to_markdown(doc, show_progress=False)
 
             md_s = _best_of(1, markdown)
-            rows.append(Row("extraction", "extractor pages/s", pages / ours_s, "pymupdf4llm.to_markdown pages/s",
-                            pages / md_s, note="to_markdown timed once (it is slow)"))
+            rows.append(
+                Row(
+                    "extraction",
+                    "extractor pages/s",
+                    pages / ours_s,
+                    "pymupdf4llm.to_markdown pages/s",
+                    pages / md_s,
+                    note="to_markdown timed once (it is slow)",
+                )
+            )
     return rows
 
 
@@ -98,9 +124,13 @@ def _check_cost_row(rounds: int, ours, pages: int, ours_s: float, raw_s: float) 
         _extraction._judge = judge
     ours_s = checked_s
     share = max(0.0, ours_s - unchecked_s) / ours_s
-    return Row("extraction", "quality check % of extractor time", 100 * share,
-               note=f"target <= 10%; without the check {pages / unchecked_s:.0f} pages/s = "
-                    f"{raw_s / unchecked_s:.2f}x raw, with it {pages / ours_s:.0f} pages/s = {raw_s / ours_s:.2f}x raw")
+    return Row(
+        "extraction",
+        "quality check % of extractor time",
+        100 * share,
+        note=f"target <= 10%; without the check {pages / unchecked_s:.0f} pages/s = "
+        f"{raw_s / unchecked_s:.2f}x raw, with it {pages / ours_s:.0f} pages/s = {raw_s / ours_s:.2f}x raw",
+    )
 
 
 def _ocr_row(scans: list[tuple[str, bytes]], n_pages: int) -> Row:
@@ -117,9 +147,13 @@ def _ocr_row(scans: list[tuple[str, bytes]], n_pages: int) -> Row:
     result = extract_pdf(sample, language_hint="ru")
     total_s = time.perf_counter() - started
     done = len(result.ocr_pages)
-    return Row("extraction", "OCR pages/s", done / result.ocr_seconds if result.ocr_seconds else 0.0,
-               note=f"{done} pages of {name}, Tesseract {result.ocr_language} at 300 dpi, one process; "
-                    f"whole extraction {done / total_s:.2f} pages/s")
+    return Row(
+        "extraction",
+        "OCR pages/s",
+        done / result.ocr_seconds if result.ocr_seconds else 0.0,
+        note=f"{done} pages of {name}, Tesseract {result.ocr_language} at 300 dpi, one process; "
+        f"whole extraction {done / total_s:.2f} pages/s",
+    )
 
 
 def main() -> None:
@@ -128,8 +162,11 @@ def main() -> None:
     parser.add_argument("--no-markdown", action="store_true", help="skip pymupdf4llm")
     parser.add_argument("--ocr-pages", type=int, default=3, help="pages of the scan to OCR for the OCR row")
     args = parser.parse_args()
-    print(format_table(run(args.rounds, not args.no_markdown, with_check_cost=True, with_ocr=True,
-                           ocr_pages=args.ocr_pages)))
+    print(
+        format_table(
+            run(args.rounds, not args.no_markdown, with_check_cost=True, with_ocr=True, ocr_pages=args.ocr_pages)
+        )
+    )
 
 
 if __name__ == "__main__":

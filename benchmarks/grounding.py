@@ -14,6 +14,7 @@ the same run, and the checks behind its threshold.
 
     .venv/bin/python -m benchmarks --only grounding      # or: .venv/bin/python -m benchmarks.grounding
 """
+
 from __future__ import annotations
 
 import argparse
@@ -114,8 +115,9 @@ def timing(texts: dict[str, str], rounds: int = 3, seed: int = 18) -> tuple[list
     return verbatim, fuzzy, missed
 
 
-def calibration(texts: dict[str, str], records: list[dict], threshold: float = DEFAULT_THRESHOLD,
-                seed: int = 5) -> dict:
+def calibration(
+    texts: dict[str, str], records: list[dict], threshold: float = DEFAULT_THRESHOLD, seed: int = 5
+) -> dict:
     """Near-verbatim quotes of each paper vs quotes and answers from the other papers."""
     rng = random.Random(seed)
     names = sorted(texts)
@@ -127,13 +129,17 @@ def calibration(texts: dict[str, str], records: list[dict], threshold: float = D
         slips += [locator.locate(slip(q), threshold=0).ratio for q in cut_quotes(text, rng, 10, words=(12, 25))]
         for other in rng.sample([n for n in names if n != name], min(3, len(names) - 1)):
             invented += [locator.locate(q, threshold=0).ratio for q in cut_quotes(texts[other], rng, 10)]
-        invented += [locator.locate(a, threshold=0).ratio
-                     for a in rng.sample([a for a in answers if own_doi[a] != name], 10)]
+        invented += [
+            locator.locate(a, threshold=0).ratio for a in rng.sample([a for a in answers if own_doi[a] != name], 10)
+        ]
     return {
         "threshold": threshold,
-        "slips": len(slips), "slips_located": sum(r >= threshold for r in slips) / len(slips),
-        "invented": len(invented), "invented_located": sum(r >= threshold for r in invented) / len(invented),
-        "invented_max": max(invented), "slips_p5": sorted(slips)[len(slips) // 20],
+        "slips": len(slips),
+        "slips_located": sum(r >= threshold for r in slips) / len(slips),
+        "invented": len(invented),
+        "invented_located": sum(r >= threshold for r in invented) / len(invented),
+        "invented_max": max(invented),
+        "slips_p5": sorted(slips)[len(slips) // 20],
     }
 
 
@@ -156,10 +162,14 @@ def release_check(records: list[dict], threshold: float = DEFAULT_THRESHOLD) -> 
             sentences_located += sum(s.located for s in locator.locate_all(parts, threshold=threshold))
     n = len(ratios)
     return {
-        "answers": n, "threshold": threshold, "located": located / n, "median_ratio": statistics.median(ratios),
+        "answers": n,
+        "threshold": threshold,
+        "located": located / n,
+        "median_ratio": statistics.median(ratios),
         "at": {t: sum(r >= t for r in ratios) / n for t in (0.75, 0.8, 0.85, 0.9, 0.95)},
         "mean_grounding": statistics.fmean(grounding),
-        "sentences": sentences, "sentences_located": sentences_located / sentences if sentences else 0.0,
+        "sentences": sentences,
+        "sentences_located": sentences_located / sentences if sentences else 0.0,
     }
 
 
@@ -169,32 +179,56 @@ def run(rounds: int = 3) -> list[Row]:
     median_extraction = statistics.median(extraction_ms.values())
     papers = f"{len(texts)} PDFs ({SCAN} left out), {PAIRS} pairs x {QUOTES} quotes a paper, CPU time, best of {rounds}"
     rows = [
-        Row("grounding", "locator ms/paper, verbatim (median)", statistics.median(verbatim),
-            "extraction ms/paper (median)", median_extraction,
+        Row(
+            "grounding",
+            "locator ms/paper, verbatim (median)",
+            statistics.median(verbatim),
+            "extraction ms/paper (median)",
+            median_extraction,
             note=f"{papers}; worst paper {max(verbatim):.1f} ms; target <= {TARGET_MS:g} ms median: "
-                 f"{'ok' if statistics.median(verbatim) <= TARGET_MS else 'ABOVE TARGET'}; "
-                 f"{missed} verbatim quotes not located exactly"),
-        Row("grounding", "locator ms/paper, all fuzzy (median)", statistics.median(fuzzy),
-            "extraction ms/paper (median)", median_extraction,
-            note=f"every quote with a word left out (fuzzy path); worst paper {max(fuzzy):.1f} ms"),
+            f"{'ok' if statistics.median(verbatim) <= TARGET_MS else 'ABOVE TARGET'}; "
+            f"{missed} verbatim quotes not located exactly",
+        ),
+        Row(
+            "grounding",
+            "locator ms/paper, all fuzzy (median)",
+            statistics.median(fuzzy),
+            "extraction ms/paper (median)",
+            median_extraction,
+            note=f"every quote with a word left out (fuzzy path); worst paper {max(fuzzy):.1f} ms",
+        ),
     ]
     if RELEASE.is_file():
         records = release_records()
         corpus = {**texts, **{r["doi"]: r["text"] for r in records}}
         cal = calibration(corpus, records)
-        rows.append(Row("grounding_threshold", "near-verbatim quotes located %", 100 * cal["slips_located"],
-                        "invented quotes located %", 100 * cal["invented_located"],
-                        note=f"threshold {cal['threshold']}: {cal['slips']} quotes with a word left out (5th "
-                             f"percentile ratio {cal['slips_p5']:.3f}) vs {cal['invented']} quotes and answers from "
-                             f"other papers (highest ratio {cal['invented_max']:.3f})"))
+        rows.append(
+            Row(
+                "grounding_threshold",
+                "near-verbatim quotes located %",
+                100 * cal["slips_located"],
+                "invented quotes located %",
+                100 * cal["invented_located"],
+                note=f"threshold {cal['threshold']}: {cal['slips']} quotes with a word left out (5th "
+                f"percentile ratio {cal['slips_p5']:.3f}) vs {cal['invented']} quotes and answers from "
+                f"other papers (highest ratio {cal['invented_max']:.3f})",
+            )
+        )
         check = release_check(records)
         at = ", ".join(f"{t:g}: {100 * s:.1f}%" for t, s in check["at"].items())
-        rows.append(Row("grounding_release", "SciQAG answers grounded %", 100 * check["located"],
-                        "SciQAG paper's coverage rate %", 100 * PAPER_COVERAGE,
-                        note=f"{check['answers']} authors' answers as quotes at threshold {check['threshold']}; "
-                             f"median best ratio {check['median_ratio']:.3f}; at other thresholds {at}; answer "
-                             f"sentences located {100 * check['sentences_located']:.1f}% of {check['sentences']}; "
-                             f"mean grounding {check['mean_grounding']:.3f}"))
+        rows.append(
+            Row(
+                "grounding_release",
+                "SciQAG answers grounded %",
+                100 * check["located"],
+                "SciQAG paper's coverage rate %",
+                100 * PAPER_COVERAGE,
+                note=f"{check['answers']} authors' answers as quotes at threshold {check['threshold']}; "
+                f"median best ratio {check['median_ratio']:.3f}; at other thresholds {at}; answer "
+                f"sentences located {100 * check['sentences_located']:.1f}% of {check['sentences']}; "
+                f"mean grounding {check['mean_grounding']:.3f}",
+            )
+        )
     return rows
 
 

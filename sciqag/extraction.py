@@ -12,6 +12,7 @@ The title is the PDF's metadata title when it looks like a title (never a file n
 `Microsoft Word - x.docx`, nor a bare number), else the first page's largest-font line(s). The language is the
 body's, detected offline (`sciqag.language`).
 """
+
 from __future__ import annotations
 
 import re
@@ -92,7 +93,7 @@ def _largest_font_title(lines: list[tuple[str, float, float]], page_height: floa
             if abs(line_size - size) > 0.6:
                 continue
             parts, last_y = [text], y
-            for more, more_size, more_y in top[i + 1:]:
+            for more, more_size, more_y in top[i + 1 :]:
                 if abs(more_size - size) > 0.6 or more_y - last_y > 2.5 * size or more_y < last_y:
                     break
                 parts.append(more)
@@ -201,7 +202,10 @@ def _sections(text: str) -> list[tuple[str, int, int]]:
         offset += len(para) + 1
     if not starts or starts[0][1] > 0:
         starts.insert(0, ("", 0))
-    return [(title, start, starts[i + 1][1] if i + 1 < len(starts) else len(text)) for i, (title, start) in enumerate(starts)]
+    return [
+        (title, start, starts[i + 1][1] if i + 1 < len(starts) else len(text))
+        for i, (title, start) in enumerate(starts)
+    ]
 
 
 def _cut_references(text: str) -> tuple[str, int]:
@@ -271,8 +275,9 @@ def _ocr_language(language_hint: str, pages: list[_Page], available: frozenset[s
     (the first OCR'd page is read as Russian + English and the rest in the language detected on it)."""
     if language_hint:
         return tesseract_languages(language_hint, set(available))
-    readable = "\n".join(ln for p in pages if not p.want_ocr and p.quality.verdict == "ok"
-                         for block in p.blocks for ln in block)
+    readable = "\n".join(
+        ln for p in pages if not p.want_ocr and p.quality.verdict == "ok" for block in p.blocks for ln in block
+    )
     if len(readable) >= 300:
         return tesseract_languages(detect_language(readable), set(available))
     return ""
@@ -314,15 +319,17 @@ def extract_pdf(
             raise ExtractionError(f"{doc.page_count} pages is over the limit of {max_pages}", kind="too_many_pages")
         tess = _ocr.find_tessdata(tessdata) if ocr != "off" else ""
         if ocr == "force" and not tess:
-            raise ExtractionError(f"SCIQAG_OCR=force but no Tesseract data is installed: {_ocr.HOW_TO_ENABLE}",
-                                  kind="ocr_unavailable")
+            raise ExtractionError(
+                f"SCIQAG_OCR=force but no Tesseract data is installed: {_ocr.HOW_TO_ENABLE}", kind="ocr_unavailable"
+            )
         try:
             pages = [_judge(page, _page_blocks(page), ocr == "force") for page in doc]
             images = sum(len(page.get_images()) for page in doc)
         except Exception as exc:
             raise ExtractionError(f"PyMuPDF failed while reading pages: {exc}", kind="corrupt_pdf") from exc
-        ocr_language, ocr_seconds = _run_ocr(doc, pages, ocr, tess, language_hint, ocr_page_timeout_s, ocr_budget_s,
-                                             ocr_dpi)
+        ocr_language, ocr_seconds = _run_ocr(
+            doc, pages, ocr, tess, language_hint, ocr_page_timeout_s, ocr_budget_s, ocr_dpi
+        )
         metadata_title = " ".join(((doc.metadata or {}).get("title", "") or "").split())
         first_lines = pages[0].lines if pages[0].lines is not None else None
         if not looks_like_title(metadata_title):
@@ -386,16 +393,18 @@ def extract_pdf(
         removed=dict(removed),
         page_methods=[p.method for p in pages],
         ocr_pages=[i + 1 for i, p in enumerate(pages) if p.method.startswith("ocr:")],
-        repaired_pages={i + 1: p.method.split(":", 1)[1] for i, p in enumerate(pages)
-                        if p.method.startswith("repaired:")},
+        repaired_pages={
+            i + 1: p.method.split(":", 1)[1] for i, p in enumerate(pages) if p.method.startswith("repaired:")
+        },
         ocr_language=ocr_language,
         ocr_seconds=round(ocr_seconds, 3),
         title_source=title_source,
     )
 
 
-def _run_ocr(doc, pages: list[_Page], mode: str, tess: str, language_hint: str, timeout_s: float, budget_s: float,
-             dpi: int) -> tuple[str, float]:
+def _run_ocr(
+    doc, pages: list[_Page], mode: str, tess: str, language_hint: str, timeout_s: float, budget_s: float, dpi: int
+) -> tuple[str, float]:
     """OCR the pages that want it; each page's `method` says what happened. Returns (languages used, seconds)."""
     wanted = [i for i, p in enumerate(pages) if p.want_ocr]
     if not wanted:
@@ -416,8 +425,9 @@ def _run_ocr(doc, pages: list[_Page], mode: str, tess: str, language_hint: str, 
         probe = language or "+".join(code for code in ("rus", "eng") if code in available) or sorted(available)[0]
         started = time.monotonic()
         try:
-            result = _ocr.ocr_page(doc[i], language=probe, tessdata=tess, dpi=dpi, timeout_s=timeout_s,
-                                   flags=_TEXT_FLAGS)
+            result = _ocr.ocr_page(
+                doc[i], language=probe, tessdata=tess, dpi=dpi, timeout_s=timeout_s, flags=_TEXT_FLAGS
+            )
         except _ocr.OcrError as exc:
             page.method = f"text:{page.want_ocr}:ocr_{exc.reason}"
             continue

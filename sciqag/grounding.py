@@ -14,6 +14,7 @@ and is located when its ratio reaches the threshold.
 Offsets are `[start, end)` into the ORIGINAL text; for a located quote `normalise(text[start:end]) ==
 normalise(quote)` when it matched exactly (ratio 1.0).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -37,7 +38,13 @@ MAX_QUOTE_CHARS = 2000  # longer "quotes" are cut (an answer used as a quote is 
 CANDIDATE_WINDOWS = 5
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "EvidenceSpan", "Locator", "content_terms", "grounding_score", "locate_quotes", "normalise",
+    "DEFAULT_THRESHOLD",
+    "EvidenceSpan",
+    "Locator",
+    "content_terms",
+    "grounding_score",
+    "locate_quotes",
+    "normalise",
 ]
 
 
@@ -66,15 +73,29 @@ _EXPLICIT = {
     **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2043\ufe58\ufe63\uff0d", "-"),
     # degree written as a ring or a white bullet in PDFs (37 ◦C, 25 ˚C); Å often comes out as "˚A"
     **dict.fromkeys("\u25e6\u02da\u00ba\u2218", "\u00b0"),
-    "\u00c5": "\u00b0a", "\u00e5": "\u00b0a", "\u212b": "\u00b0a",
-    "\u223c": "~", "\u02dc": "~", "\u2248": "~",
+    "\u00c5": "\u00b0a",
+    "\u00e5": "\u00b0a",
+    "\u212b": "\u00b0a",
+    "\u223c": "~",
+    "\u02dc": "~",
+    "\u2248": "~",
     "\u0131": "i",  # dotless i ("Cosmolog´ıa")
-    "\u00d7": "x", "\u2044": "/", "\u2215": "/",
+    "\u00d7": "x",
+    "\u2044": "/",
+    "\u2215": "/",
     # invisible: soft hyphen, zero-width characters, BOM
     **dict.fromkeys("\u00ad\u200b\u200c\u200d\u2060\ufeff", ""),
 }
-_RANGES = ((0x00A0, 0x0250), (0x0370, 0x0400), (0x0400, 0x0500), (0x1E00, 0x1F00), (0x2000, 0x2200),
-           (0x2460, 0x2500), (0xFB00, 0xFB50), (0xFF00, 0xFFF0))
+_RANGES = (
+    (0x00A0, 0x0250),
+    (0x0370, 0x0400),
+    (0x0400, 0x0500),
+    (0x1E00, 0x1F00),
+    (0x2000, 0x2200),
+    (0x2460, 0x2500),
+    (0xFB00, 0xFB50),
+    (0xFF00, 0xFFF0),
+)
 
 
 def _char_form(c: str) -> str:
@@ -108,15 +129,17 @@ def _tables() -> tuple[dict[int, str], dict[str, str]]:
 _ONE_TO_ONE, _RESIZED = _tables()
 _LETTER = r"[^\W\d_]"
 _PASS = re.compile(
-    "|".join([
-        "(?P<resized>[" + "".join(re.escape(c) for c in _RESIZED) + "])",
-        # a hyphen between letters, also one at a line end or before a space (where a PDF line ended):
-        # "hyphen-\nated", "ком- муникации", "state-of-the-art", "stateof-the-art" (the extractor's own joining)
-        rf"(?P<hyphen>(?<={_LETTER})-\s*(?={_LETTER}))",
-        r"(?P<linehyphen>-\s+)",  # whitespace after any other hyphen: "7-\n9" -> "7-9", whatever the wrapping
-        r"(?P<gap>(?<=[(\[])\s+|\s+(?=[,.;:!?)\]%\u00b0\u00e5]))",  # "( 2 )", "37 °C", "25 %", "word ,"
-        r"(?P<space>\s{2,}|[^\S ])",  # any other whitespace run that is not one plain space
-    ])
+    "|".join(
+        [
+            "(?P<resized>[" + "".join(re.escape(c) for c in _RESIZED) + "])",
+            # a hyphen between letters, also one at a line end or before a space (where a PDF line ended):
+            # "hyphen-\nated", "ком- муникации", "state-of-the-art", "stateof-the-art" (the extractor's own joining)
+            rf"(?P<hyphen>(?<={_LETTER})-\s*(?={_LETTER}))",
+            r"(?P<linehyphen>-\s+)",  # whitespace after any other hyphen: "7-\n9" -> "7-9", whatever the wrapping
+            r"(?P<gap>(?<=[(\[])\s+|\s+(?=[,.;:!?)\]%\u00b0\u00e5]))",  # "( 2 )", "37 °C", "25 %", "word ,"
+            r"(?P<space>\s{2,}|[^\S ])",  # any other whitespace run that is not one plain space
+        ]
+    )
 )
 
 
@@ -325,7 +348,8 @@ def locate_quotes(text: str, quotes: list[str], *, threshold: float = DEFAULT_TH
 
 # -- grounding ----------------------------------------------------------------------------------------------------
 
-STOP_WORDS = frozenset("""
+STOP_WORDS = frozenset(
+    """
 a an the and or but nor not no yes so as at by for from in into of off on onto out over to up with within without
 via per than then that this these those there here it its it's they them their theirs we our us you your he she his
 her him i me my is are was were be been being am do does did done doing have has had having can could may might must
@@ -339,14 +363,21 @@ shows shown showed found find result results study studies paper work works auth
 которое которые которых которым которой которого его ее её их им ими он она оно они мы вы я был была было были быть
 является являются есть нет да все всех всё весь вся более менее очень уже еще ещё лишь только даже может могут можно
 нужно был данный данная данные данной работе работа работы статье
-""".split())
+""".split()
+)
 
 # light suffix stripping, so "temperatures"/"temperature" and "температуры"/"температура" are one term
-_SUFFIXES = sorted(set("""
+_SUFFIXES = sorted(
+    set(
+        """
 ations ation ings ing ies ied edly ed es s ly ity ities ment ments ness al ally ive ives ous
 ами ями ого его ому ему ыми ими ая яя ое ее ые ие ый ий ой ей ую юю ам ям ах ях ов ев ом ем ия ие ии ию ья ье ьи ой
 а я ы и у ю е о ь й
-""".split()), key=len, reverse=True)
+""".split()
+    ),
+    key=len,
+    reverse=True,
+)
 _WORD = re.compile(r"[^\W_]+")
 
 
@@ -360,8 +391,11 @@ def _stem(word: str) -> str:
 def content_terms(text: str) -> tuple[set[str], list[str], list[str]]:
     """(stems of the content words as a set, the content words in order, the numbers in order) of a text."""
     norm = _normalise_mapped(text)[0]
-    words = [w for w in _WORD.findall(norm) if not w.isdigit() and len(w) >= 2 and w not in STOP_WORDS
-             and not w.replace(".", "").isdigit()]
+    words = [
+        w
+        for w in _WORD.findall(norm)
+        if not w.isdigit() and len(w) >= 2 and w not in STOP_WORDS and not w.replace(".", "").isdigit()
+    ]
     return {_stem(w) for w in words}, words, numbers_in(text)
 
 
@@ -398,4 +432,3 @@ def merge_spans(spans: list[EvidenceSpan]) -> list[tuple[int, int]]:
         else:
             merged.append((a, b))
     return merged
-

@@ -3,6 +3,7 @@ samples spread over the body, majority vote. A German paper with an English abst
 
 Without py3langid installed, the old rule: `ru` when Cyrillic letters dominate, else `en`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,9 +16,25 @@ _LETTERS = re.compile(r"[^\W\d_]")
 _NOISE = re.compile(r"https?://\S+|\S+@\S+|[\d\W_]+(?=\s)")
 SAMPLE_CHARS = 1200
 SAMPLES = 3
-TESSERACT_CODES = {"en": "eng", "ru": "rus", "de": "deu", "fr": "fra", "es": "spa", "it": "ita", "pt": "por",
-                   "uk": "ukr", "pl": "pol", "nl": "nld", "cs": "ces", "bg": "bul", "sr": "srp", "tr": "tur",
-                   "zh": "chi_sim", "ja": "jpn", "ko": "kor"}
+TESSERACT_CODES = {
+    "en": "eng",
+    "ru": "rus",
+    "de": "deu",
+    "fr": "fra",
+    "es": "spa",
+    "it": "ita",
+    "pt": "por",
+    "uk": "ukr",
+    "pl": "pol",
+    "nl": "nld",
+    "cs": "ces",
+    "bg": "bul",
+    "sr": "srp",
+    "tr": "tur",
+    "zh": "chi_sim",
+    "ja": "jpn",
+    "ko": "kor",
+}
 
 
 @functools.lru_cache(maxsize=1)
@@ -57,7 +74,7 @@ def _samples(text: str) -> list[str]:
     if len(text) <= SAMPLE_CHARS * 2:
         return [text]
     starts = [int(len(text) * (i + 1) / (SAMPLES + 1)) for i in range(SAMPLES)]
-    return [text[s:s + SAMPLE_CHARS] for s in starts]
+    return [text[s : s + SAMPLE_CHARS] for s in starts]
 
 
 def tesseract_languages(language: str, available: set[str]) -> str:

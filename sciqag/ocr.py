@@ -9,6 +9,7 @@ process of its own, single-threaded), which is killed when the page takes longer
 cannot be interrupted in-process. Where fork is not available, or with `timeout_s=0`, the page is OCR'd in-process
 without a limit.
 """
+
 from __future__ import annotations
 
 import functools
@@ -22,10 +23,17 @@ from pathlib import Path
 
 import pymupdf
 
-SYSTEM_TESSDATA = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata",
-                   "/usr/share/tessdata", "/usr/local/share/tessdata", "/opt/homebrew/share/tessdata")
-HOW_TO_ENABLE = ("install Tesseract with its English and Russian data (`make tools`, or `apt-get install tesseract-ocr "
-                 "tesseract-ocr-eng tesseract-ocr-rus`) and run with SCIQAG_OCR=auto")
+SYSTEM_TESSDATA = (
+    "/usr/share/tesseract-ocr/5/tessdata",
+    "/usr/share/tesseract-ocr/4.00/tessdata",
+    "/usr/share/tessdata",
+    "/usr/local/share/tessdata",
+    "/opt/homebrew/share/tessdata",
+)
+HOW_TO_ENABLE = (
+    "install Tesseract with its English and Russian data (`make tools`, or `apt-get install tesseract-ocr "
+    "tesseract-ocr-eng tesseract-ocr-rus`) and run with SCIQAG_OCR=auto"
+)
 
 
 class OcrError(Exception):
@@ -87,8 +95,15 @@ def _ocr_in_process(page: pymupdf.Page, language: str, tessdata: str, dpi: int, 
     return _read_page(page, textpage, flags)
 
 
-def ocr_page(page: pymupdf.Page, *, language: str, tessdata: str, dpi: int = 300, timeout_s: float = 60.0,
-             flags: int = pymupdf.TEXTFLAGS_DICT) -> OcrPage:
+def ocr_page(
+    page: pymupdf.Page,
+    *,
+    language: str,
+    tessdata: str,
+    dpi: int = 300,
+    timeout_s: float = 60.0,
+    flags: int = pymupdf.TEXTFLAGS_DICT,
+) -> OcrPage:
     """OCR the whole page (text layer ignored) with Tesseract's `language` ("rus", "eng", "rus+eng")."""
     started = time.monotonic()
     if timeout_s <= 0 or not hasattr(os, "fork"):
@@ -109,7 +124,7 @@ def ocr_page(page: pymupdf.Page, *, language: str, tessdata: str, dpi: int = 300
                 payload = pickle.dumps(("error", f"{type(exc).__name__}: {exc}"))
             view = memoryview(payload)
             while view:
-                view = view[os.write(write_fd, view):]
+                view = view[os.write(write_fd, view) :]
         except BaseException:  # noqa: BLE001
             code = 1
         finally:

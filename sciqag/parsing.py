@@ -5,6 +5,7 @@ the SciQAG paper (`Keywords: a, b` then `Q1: … A1: …`) is accepted too, for
 remote models without structured output (its pairs have no evidence quotes).
 Anything else raises ModelOutputError.
 """
+
 from __future__ import annotations
 
 import json
@@ -124,14 +125,16 @@ def _dimension_scores(text: str, names: tuple[str, ...], low: int, high: int, wh
         # the shape the JSON schema asks for, {"score": int, "reason": str}, and nothing looser: a bare number or a
         # score in words is what an output that escaped structured decoding looks like
         if not isinstance(value, dict) or not isinstance(value.get("reason"), str):
-            raise ModelOutputError(f"{who} output has no {{score, reason}} object for {name!r}",
-                                   kind="judge_score_invalid")
+            raise ModelOutputError(
+                f"{who} output has no {{score, reason}} object for {name!r}", kind="judge_score_invalid"
+            )
         score, reason = value.get("score"), _clean(value["reason"])
         if isinstance(score, bool) or not isinstance(score, int):
             raise ModelOutputError(f"{who} output has no integer score for {name!r}", kind="judge_score_invalid")
         if not low <= score <= high:
-            raise ModelOutputError(f"{who} score {score} for {name!r} is outside {low}..{high}",
-                                   kind="judge_score_out_of_range")
+            raise ModelOutputError(
+                f"{who} score {score} for {name!r} is outside {low}..{high}", kind="judge_score_out_of_range"
+            )
         dims[name] = DimensionScore(score=score, reason=reason)
     return dims
 
@@ -168,8 +171,15 @@ def parse_mcq(text: str) -> list[MCQItem]:
         question = _clean(raw.get("question", ""))
         options = [_clean(o) for o in raw.get("options") or []]
         correct = raw.get("correct")
-        if (question and len(options) == 4 and all(options) and len({o.lower() for o in options}) == 4
-                and isinstance(correct, int) and not isinstance(correct, bool) and 1 <= correct <= 4):
+        if (
+            question
+            and len(options) == 4
+            and all(options)
+            and len({o.lower() for o in options}) == 4
+            and isinstance(correct, int)
+            and not isinstance(correct, bool)
+            and 1 <= correct <= 4
+        ):
             items.append(MCQItem(question, options, correct - 1, _quotes(raw)))
     if not items:
         raise ModelOutputError("no usable multiple-choice item (four distinct options and a correct number 1-4)")

@@ -16,6 +16,7 @@
 but not a single-byte Cyrillic code page decoded as Latin-1 (there is no UTF-8 structure to recognise), so that
 case is re-encoded here (Latin-1/cp1252 -> the Cyrillic code page) and kept only when it scores better.
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,14 +29,15 @@ _BAD_CHARS = re.compile(r"[\ufffd\ue000-\uf8ff\x00-\x08\x0b\x0c\x0e-\x1f]")
 _UTF8_AS_CP1252 = re.compile(r"[\u00c2-\u00f4][\u0080-\u00bf\u0152-\u0178\u2013-\u203a\u20ac\u2122\u02c6\u02dc]|â€")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
-_VOWELS = set("aeiouyAEIOUYàáâãäåæèéêëìíîïòóôõöøùúûüýÿÀÁÂÃÄÅÆÈÉÊËÌÍÎÏÒÓÔÕÖØÙÚÛÜÝ"
-              "аеёиоуыэюяАЕЁИОУЫЭЮЯіїєІЇЄ")
+_VOWELS = set("aeiouyAEIOUYàáâãäåæèéêëìíîïòóôõöøùúûüýÿÀÁÂÃÄÅÆÈÉÊËÌÍÎÏÒÓÔÕÖØÙÚÛÜÝаеёиоуыэюяАЕЁИОУЫЭЮЯіїєІЇЄ")
 # single-letter words that are common in running text (so they are no sign of broken spacing)
 _SINGLE_WORDS = "aAIоОвВсСкКуУиИяЯàáéóèúy"
 # a stray capital before a lowercase fragment ("F acilit"), a stray letter after a word ("Accelerato r");
 # initials ("D. P. Fraser") and the common single-letter words are not counted
-_BROKEN = re.compile(rf"(?<![\w.\-])(?:[^\W\d_a-zа-я{_SINGLE_WORDS}](?= [a-zа-я]{{2,}})|"
-                     rf"(?<=[a-zа-я]{{2}} )[^\W\d_{_SINGLE_WORDS}](?![\w.\-]))")
+_BROKEN = re.compile(
+    rf"(?<![\w.\-])(?:[^\W\d_a-zа-я{_SINGLE_WORDS}](?= [a-zа-я]{{2,}})|"
+    rf"(?<=[a-zа-я]{{2}} )[^\W\d_{_SINGLE_WORDS}](?![\w.\-]))"
+)
 
 SAMPLE_CHARS = 1600  # a longer page is judged on its middle 1600 characters (the check runs on every page)
 MIN_LETTERS = 40  # below this a page is "empty": too little to judge
@@ -90,7 +92,7 @@ def _word_like(run: str) -> bool:
 def assess(text: str) -> PageQuality:
     if len(text) > SAMPLE_CHARS:
         middle = len(text) // 2
-        text = text[middle - SAMPLE_CHARS // 2: middle + SAMPLE_CHARS // 2]
+        text = text[middle - SAMPLE_CHARS // 2 : middle + SAMPLE_CHARS // 2]
     runs = _RUN.findall(text)
     letters = sum(map(len, runs))
     nonspace = len(text) - text.count(" ") - text.count("\n")
@@ -116,8 +118,9 @@ def assess(text: str) -> PageQuality:
         verdict = "garbage"
     else:
         verdict = "ok"
-    return PageQuality(letters, len(runs), round(word_share, 3), round(mojibake, 3), round(bad_share, 3),
-                       round(broken, 3), verdict)
+    return PageQuality(
+        letters, len(runs), round(word_share, 3), round(mojibake, 3), round(bad_share, 3), round(broken, 3), verdict
+    )
 
 
 def _ftfy_share(text: str) -> float:
@@ -146,8 +149,10 @@ def _single_byte_table(codec: str) -> dict[int, str]:
     return table
 
 
-_TABLES = {name: _single_byte_table(codec) for name, codec in
-           (("cp1251-as-latin1", "cp1251"), ("koi8r-as-latin1", "koi8_r"), ("cp866-as-latin1", "cp866"))}
+_TABLES = {
+    name: _single_byte_table(codec)
+    for name, codec in (("cp1251-as-latin1", "cp1251"), ("koi8r-as-latin1", "koi8_r"), ("cp866-as-latin1", "cp866"))
+}
 
 
 def repair_mojibake(text: str) -> tuple[str, str] | None:

@@ -28,8 +28,14 @@ def test_real_text_pdfs_extract_with_language_and_sections():
         assert result.ocr_pages == [] and result.repaired_pages == {}, name  # clean text layers are taken as they are
     plos = results["sciparse__e4faf2c1d76b9bf8f8b4524dfb8c5c6b93be5f35.pdf"]
     assert plos.removed.get("reference_chars", 0) > 5000  # the reference list is cut
-    assert [t for t, _, _ in plos.sections][1:7] == ["Abstract", "Introduction", "Materials and methods", "Results",
-                                                     "Discussion", "Conclusion"]
+    assert [t for t, _, _ in plos.sections][1:7] == [
+        "Abstract",
+        "Introduction",
+        "Materials and methods",
+        "Results",
+        "Discussion",
+        "Conclusion",
+    ]
     assert "PLOS ONE |" not in plos.text  # the running footer is gone
 
 

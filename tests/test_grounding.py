@@ -1,4 +1,5 @@
 """The evidence locator and the grounding score (issue 18) on real text: the PDFs and the SciQAG release records."""
+
 import json
 import random
 import re
@@ -86,8 +87,19 @@ def _rewrap(quote: str, rng: random.Random) -> str:
             out.append(w)
         out.append(rng.choice([" ", "\n", "  ", " \n  "]))
     text = "".join(out).strip()
-    text = text.translate(str.maketrans({'"': "\u201c", "\u201c": "\u00ab", "\u201d": '"', "'": "\u2019",
-                                         "\u2019": "'", "\u00ab": '"', "\u00bb": "\u201d"}))
+    text = text.translate(
+        str.maketrans(
+            {
+                '"': "\u201c",
+                "\u201c": "\u00ab",
+                "\u201d": '"',
+                "'": "\u2019",
+                "\u2019": "'",
+                "\u00ab": '"',
+                "\u00bb": "\u201d",
+            }
+        )
+    )
     text = text.replace("fi", "\ufb01", 1)
     return "\u00ab" + text + "\u00bb"
 
@@ -126,14 +138,17 @@ def test_russian_dissertation(pdf_texts):
         _check_exact(locator, text, a, b, _rewrap(quote, rng))
         _check_exact(locator, text, a, b, quote.replace("ё", "е").replace("«", '"').replace("»", '"').upper())
     # a quote the paper does not contain, in the paper's language and vocabulary
-    for invented in ("Полный объём диссертации составляет 120 страниц с 40 рисунками и 12 таблицами.",
-                     "Целью данной работы является синтез новых катализаторов на основе диоксида титана."):
+    for invented in (
+        "Полный объём диссертации составляет 120 страниц с 40 рисунками и 12 таблицами.",
+        "Целью данной работы является синтез новых катализаторов на основе диоксида титана.",
+    ):
         assert not locator.locate(invented).located
 
 
 def _page_breaks(path, text: str) -> list[tuple[str, str]]:
     """(end of page k, start of page k+1) line pairs that sit next to each other in the extracted text, the
     sentence running on across the page break."""
+
     def lines(page):
         blocks = page.get_text("blocks", flags=pymupdf.TEXTFLAGS_BLOCKS & ~pymupdf.TEXT_PRESERVE_LIGATURES)
         return [ln.strip() for b in blocks if b[6] == 0 for ln in b[4].splitlines() if len(ln.strip()) > 30]
@@ -177,8 +192,10 @@ def test_invented_quotes_are_not_located(pdf_texts, dev_texts):
         locator = Locator(texts[name])
         other = texts[rng.choice([n for n in names if n != name])]
         quotes = [other[a:b] for a, b in _cuts(other, rng, 5, words=(8, 25))]
-        quotes += ["The encapsulated perovskite cells kept 92% of their initial efficiency after 1000 h at 85 °C.",
-                   "Sodium difluorophosphate thickens the solid electrolyte interphase on hard carbon anodes."]
+        quotes += [
+            "The encapsulated perovskite cells kept 92% of their initial efficiency after 1000 h at 85 °C.",
+            "Sodium difluorophosphate thickens the solid electrolyte interphase on hard carbon anodes.",
+        ]
         for quote in quotes:
             span = locator.locate(quote)
             assert not span.located and (span.start, span.end) == (-1, -1), (name, quote, span.ratio)
@@ -233,9 +250,12 @@ def test_locate_quotes_returns_one_span_per_quote_in_order():
 
 # -- grounding ----------------------------------------------------------------------------------------------------
 
+
 def test_grounding_is_the_share_of_answer_terms_in_the_located_evidence():
-    text = ("The hard carbon anodes reached a first-cycle efficiency of 86% with both additives, up from 78% without "
-            "them. Full cells used a Na3V2(PO4)3 cathode.")
+    text = (
+        "The hard carbon anodes reached a first-cycle efficiency of 86% with both additives, up from 78% without "
+        "them. Full cells used a Na3V2(PO4)3 cathode."
+    )
     locator = Locator(text)
     spans = locator.locate_all(["first-cycle efficiency of 86% with both additives", "invented and never written"])
     assert [s.located for s in spans] == [True, False]
@@ -261,6 +281,7 @@ def test_evidence_span_is_plain_data():
 
 
 # -- the judge sees the located evidence --------------------------------------------------------------------------
+
 
 def test_judge_prompt_shows_located_evidence_after_the_pair_with_the_paper_first():
     from sciqag.prompts import JUDGE_EVIDENCE_EXTRA, fence_paper, judge_messages

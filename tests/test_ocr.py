@@ -3,6 +3,7 @@
 The scans are made here from text PDFs (pages rendered to images, rebuilt as an image-only PDF), so the words
 OCR must read back are known. OCR takes ~2 s a page: each test OCRs one or two pages.
 """
+
 import re
 from collections import Counter
 
@@ -114,8 +115,14 @@ def test_the_real_image_only_scan_now_yields_russian_text():
 @needs_tesseract
 def test_hidden_text_layer_with_broken_spacing_under_a_page_image_is_replaced_by_ocr():
     # as old TeX Type3 bitmap fonts come out: "Accelerato r F acilit y"
-    broken = " ".join(w[0] + " " + w[1:-1] + " " + w[-1] if w[:1].isupper() and len(w) > 4 else
-                      w[:-1] + " " + w[-1] if len(w) > 4 else w for w in ENGLISH.split())
+    broken = " ".join(
+        w[0] + " " + w[1:-1] + " " + w[-1]
+        if w[:1].isupper() and len(w) > 4
+        else w[:-1] + " " + w[-1]
+        if len(w) > 4
+        else w
+        for w in ENGLISH.split()
+    )
     image = _scan(_text_pdf([ENGLISH * 2]))
     doc = pymupdf.open(stream=image, filetype="pdf")
     doc[0].insert_textbox(pymupdf.Rect(60, 60, 540, 800), broken * 2, fontsize=11, render_mode=3)  # invisible
@@ -182,8 +189,10 @@ def test_a_page_past_the_ocr_time_limit_is_killed_and_recorded():
     assert info.value.kind == "image_only_pdf" and "ocr_timeout" in str(info.value)
 
 
-@pytest.mark.parametrize("junk", ["paper.dvi", "4.15pp-X-14.dvi", "Microsoft Word - draft_v3.docx", "5", "untitled",
-                                  "C:\\Users\\me\\paper.pdf", ""])
+@pytest.mark.parametrize(
+    "junk",
+    ["paper.dvi", "4.15pp-X-14.dvi", "Microsoft Word - draft_v3.docx", "5", "untitled", "C:\\Users\\me\\paper.pdf", ""],
+)
 def test_junk_metadata_titles_give_way_to_the_largest_font_line(junk):
     heading = "Moisture ingress in encapsulated perovskite solar cells"
     result = extract_pdf(_text_pdf([ENGLISH * 3], title=junk, heading=heading))

@@ -7,10 +7,15 @@ from sciqag.parsing import parse_generation, parse_racar
 
 
 def test_structured_json_output():
-    text = json.dumps({"keywords": ["PFBVE", "WVTR"], "qa_pairs": [
-        {"question": "What WVTR did the PFBVE film have?", "answer": "0.8 g m-2 day-1."},
-        {"question": "  Extra   spaces? ", "answer": "Collapsed."},
-    ]})
+    text = json.dumps(
+        {
+            "keywords": ["PFBVE", "WVTR"],
+            "qa_pairs": [
+                {"question": "What WVTR did the PFBVE film have?", "answer": "0.8 g m-2 day-1."},
+                {"question": "  Extra   spaces? ", "answer": "Collapsed."},
+            ],
+        }
+    )
     parsed = parse_generation(text)
     assert parsed.keywords == ["PFBVE", "WVTR"]
     assert parsed.pairs == [("What WVTR did the PFBVE film have?", "0.8 g m-2 day-1."), ("Extra spaces?", "Collapsed.")]
@@ -26,20 +31,34 @@ A2: Na3V2(PO4)3.
 Q3: A question without an answer?"""
     parsed = parse_generation(text)
     assert parsed.keywords == ["hard carbon", "sodium-ion", "SEI"]
-    assert parsed.pairs[0] == ("What first-cycle efficiency did hard carbon reach with both additives?",
-                               "86%, up from 78% without additives.")
+    assert parsed.pairs[0] == (
+        "What first-cycle efficiency did hard carbon reach with both additives?",
+        "86%, up from 78% without additives.",
+    )
     assert len(parsed.pairs) == 2  # Q3 has no answer
 
 
-@pytest.mark.parametrize("text", ["", "I cannot help with that.", '{"keywords": ["a"]}', '{"qa_pairs": "nope"}',
-                                  '{"qa_pairs": [{"question": "", "answer": ""}]}', '{"qa_pairs": [{"question": "Q", '])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "I cannot help with that.",
+        '{"keywords": ["a"]}',
+        '{"qa_pairs": "nope"}',
+        '{"qa_pairs": [{"question": "", "answer": ""}]}',
+        '{"qa_pairs": [{"question": "Q", ',
+    ],
+)
 def test_malformed_generation_output_raises(text):
     with pytest.raises(ModelOutputError):
         parse_generation(text)
 
 
 def _racar(**overrides):
-    obj = {d: {"score": 3, "reason": "fine"} for d in ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness")}
+    obj = {
+        d: {"score": 3, "reason": "fine"}
+        for d in ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness")
+    }
     obj.update(overrides)
     return json.dumps(obj)
 
@@ -69,14 +88,30 @@ def test_bad_judge_output_raises_with_kind(text, kind):
 
 # -- evidence quotes (issue 18) -----------------------------------------------------------------------------------
 
+
 def test_generation_json_carries_each_pairs_evidence_quotes():
-    text = json.dumps({"keywords": ["WVTR"], "qa_pairs": [
-        {"question": "What WVTR did the PFBVE film have?", "answer": "0.8 g m-2 day-1.",
-         "evidence": ["a WVTR of  0.8 g m-2 day-1", "a WVTR of 0.8 g m-2 day-1", "", "second", "third", "fourth"]},
-        {"question": "", "answer": "dropped, and its quotes with it", "evidence": ["lost"]},
-        {"question": "Which film?", "answer": "PFBVE.", "evidence": "one quote as a string"},
-        {"question": "No quotes?", "answer": "None given."},
-    ]})
+    text = json.dumps(
+        {
+            "keywords": ["WVTR"],
+            "qa_pairs": [
+                {
+                    "question": "What WVTR did the PFBVE film have?",
+                    "answer": "0.8 g m-2 day-1.",
+                    "evidence": [
+                        "a WVTR of  0.8 g m-2 day-1",
+                        "a WVTR of 0.8 g m-2 day-1",
+                        "",
+                        "second",
+                        "third",
+                        "fourth",
+                    ],
+                },
+                {"question": "", "answer": "dropped, and its quotes with it", "evidence": ["lost"]},
+                {"question": "Which film?", "answer": "PFBVE.", "evidence": "one quote as a string"},
+                {"question": "No quotes?", "answer": "None given."},
+            ],
+        }
+    )
     parsed = parse_generation(text)
     assert [q for q, _ in parsed.pairs] == ["What WVTR did the PFBVE film have?", "Which film?", "No quotes?"]
     assert parsed.evidence == [["a WVTR of 0.8 g m-2 day-1", "second", "third"], ["one quote as a string"], []]
@@ -98,11 +133,25 @@ def test_generated_pairs_built_without_evidence_get_empty_quote_lists():
 def test_mcq_items_carry_the_quotes_for_the_correct_option():
     from sciqag.parsing import parse_mcq
 
-    items = parse_mcq(json.dumps({"items": [
-        {"question": "Which additive raised the efficiency most?", "options": ["VC", "NaDFP", "both", "none"],
-         "correct": 3, "evidence": ["with both additives the efficiency rose to 86%"]},
-        {"question": "Which cathode was used in full cells?", "options": ["NVP", "LFP", "NMC", "LCO"], "correct": 1},
-    ]}))
+    items = parse_mcq(
+        json.dumps(
+            {
+                "items": [
+                    {
+                        "question": "Which additive raised the efficiency most?",
+                        "options": ["VC", "NaDFP", "both", "none"],
+                        "correct": 3,
+                        "evidence": ["with both additives the efficiency rose to 86%"],
+                    },
+                    {
+                        "question": "Which cathode was used in full cells?",
+                        "options": ["NVP", "LFP", "NMC", "LCO"],
+                        "correct": 1,
+                    },
+                ]
+            }
+        )
+    )
     assert items[0].evidence == ["with both additives the efficiency rose to 86%"] and items[1].evidence == []
 
 

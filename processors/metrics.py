@@ -34,6 +34,12 @@ PAGES_RECOVERED = Counter(
     "Pages whose text layer was not used as it was, by method (ocr | repaired) and why (no_text, mojibake, ...).",
     ["method", "reason"],
 )
+GROUNDING = Histogram(
+    "sciqag_qa_grounding",
+    "Share of a judged answer's content words and numbers covered by its located evidence (pairs with quotes).",
+    ["kind", "language"],
+    buckets=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0),
+)
 QA_PAIRS = Counter("sciqag_qa_pairs_total", "Judged QA pairs, by outcome (accepted | rejected).", ["outcome"])
 PREFILTER_DROPPED = Counter(
     "sciqag_qa_prefilter_dropped_total", "Generated pairs the rule-based pre-filter dropped, by reason.", ["reason"]

@@ -87,6 +87,10 @@ class Settings:
     quality_metrics: bool = field(default_factory=lambda: _env("QUALITY_METRICS", "1") not in ("0", "false", "no"))
     qa_language: str = field(default_factory=lambda: _env("QA_LANGUAGE", "auto"))  # auto: the paper's language
     acceptance_policy: str = field(default_factory=lambda: _env("ACCEPTANCE_POLICY", "strict"))
+    # evidence quotes: a quote is located when its best fuzzy alignment reaches this ratio (exact matches always);
+    # a pair is accepted only if its grounding reaches min_grounding (0: off, as in SciQAG's policies)
+    evidence_threshold: float = field(default_factory=lambda: float(_env("EVIDENCE_THRESHOLD", "0.88")))
+    min_grounding: float = field(default_factory=lambda: float(_env("MIN_GROUNDING", "0")))
     # extraction and input limits
     max_pdf_bytes: int = field(default_factory=lambda: int(_env("MAX_PDF_BYTES", str(50 * 1024 * 1024))))
     max_inline_bytes: int = field(default_factory=lambda: int(_env("MAX_INLINE_BYTES", str(800 * 1024))))

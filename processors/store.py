@@ -16,10 +16,20 @@ from typing import Any
 
 import msgspec
 
-from schemas import RACAR_DIMENSIONS, DeadLetter, ExtractionSummary, PaperQuality, QAScored
+from schemas import (
+    RACAR_DIMENSIONS,
+    DeadLetter,
+    ExtractionSummary,
+    PaperExtracted,
+    PaperQuality,
+    QAGenerated,
+    QAScored,
+)
 from schemas.ddl import (
     DLQ_TABLE,
     JSON_INPUT_SETTINGS,
+    PAPER_CONTEXTS_TABLE,
+    PAPER_TEXTS_TABLE,
     PAPERS_TABLE,
     QA_JSON_TABLE,
     QA_TABLE,
@@ -74,6 +84,8 @@ def qa_row(r: QAScored) -> dict[str, Any]:
         "options": list(r.options),
         "correct_option": r.correct_option,
         "single_correct": r.single_correct,
+        "evidence": [(e.quote, e.start, e.end, e.ratio, e.located) for e in r.evidence],
+        "grounding": r.grounding,
     }
 
 
@@ -130,6 +142,35 @@ def paper_row_failed(d: DeadLetter) -> dict[str, Any]:
         "stage": d.stage,
         "error_kind": d.error_kind,
         "error_message": d.message,
+        "updated_at": now(),
+    }
+
+
+def paper_text_row(e: PaperExtracted) -> dict[str, Any]:
+    """The paper_texts row of an extracted paper (inserted as JSON: sections as objects)."""
+    return {
+        "paper_id": e.paper.paper_id,
+        "text": e.text,
+        "sections": [{"title": x.title, "start": x.start, "end": x.end} for x in e.sections],
+        "language": e.language,
+        "detected_language": e.detected_language,
+        "extractor_version": e.extractor_version,
+        "pages": e.pages,
+        "page_methods": list(e.page_methods),
+        "extracted_at": e.extracted_at,
+        "updated_at": now(),
+    }
+
+
+def paper_context_row(g: QAGenerated) -> dict[str, Any]:
+    """The paper_contexts row of a generated paper: the text its pairs were written (and are judged) from."""
+    return {
+        "paper_id": g.paper.paper_id,
+        "context": g.context,
+        "context_strategy": g.context_strategy,
+        "generator_model": g.model,
+        "prompt_version": g.prompt_version,
+        "generated_at": g.generated_at,
         "updated_at": now(),
     }
 
@@ -249,9 +290,28 @@ class Store:
     def insert_papers(self, rows: Sequence[dict[str, Any]]) -> None:
         """Papers rows go in as JSON: clickhouse-connect's conversion of these Map/Array/Nullable rows in Python
         cost the sink as much as the insert of ten times as many pairs (benchmarks/sink.py)."""
+        self._insert_rows_json(PAPERS_TABLE, rows)
+
+    def insert_paper_texts(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Paper texts and contexts go in as JSON too (long strings, one row a paper)."""
+        self._insert_rows_json(PAPER_TEXTS_TABLE, rows)
+
+    def insert_paper_contexts(self, rows: Sequence[dict[str, Any]]) -> None:
+        self._insert_rows_json(PAPER_CONTEXTS_TABLE, rows)
+
+    def _insert_rows_json(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        columns = column_names(table)
         for row in rows:
-            _values(row, PAPER_COLUMNS, PAPERS_TABLE)  # the same check of the column names as insert()
-        self.insert_json(PAPERS_TABLE, [_encode_json(row) for row in rows])
+            _values(row, columns, table)  # the same check of the column names as insert()
+        self.insert_json(table, [_encode_json(row) for row in rows])
+
+    def paper_texts(self, paper_ids: Iterable[str]) -> dict[str, dict]:
+        """paper_id -> its paper_texts row (text, sections...), for the papers given."""
+        rows = self.query(
+            f"SELECT * FROM `{self.database}`.{PAPER_TEXTS_TABLE} FINAL WHERE paper_id IN {{ids:Array(String)}}",
+            {"ids": list(paper_ids)},
+        )
+        return {r["paper_id"]: r for r in rows}
 
     def insert_qa(self, rows: Sequence[dict[str, Any]]) -> None:
         self.insert(QA_TABLE, rows)

@@ -10,12 +10,17 @@ from __future__ import annotations
 PAPERS_TABLE = "papers"
 QA_TABLE = "qa_pairs"
 DLQ_TABLE = "dead_letters"
+# the paper text as extracted (from sciqag.extracted) and the context the generator saw (from sciqag.qa.generated):
+# two topics, so two tables, each row replaced when its own record is delivered again
+PAPER_TEXTS_TABLE = "paper_texts"
+PAPER_CONTEXTS_TABLE = "paper_contexts"
 # The sink's fast path: QAScored records go in as the JSON they are on the topic, into a Null table shaped like
 # the record, and a materialized view turns them into qa_pairs rows, so ClickHouse parses them, not Python. The
 # version is in the name: a change of the record-to-row mapping gets new objects, never a rewrite of the old
 # ones under writers that use them.
-QA_JSON_TABLE = "qa_scored_json_v2"  # v2: judge_prompt_version
-QA_JSON_VIEW = "qa_scored_json_v2_to_qa_pairs"
+QA_JSON_TABLE = "qa_scored_json_v3"  # v2: judge_prompt_version; v3: evidence, grounding
+QA_JSON_VIEW = "qa_scored_json_v3_to_qa_pairs"
+_EVIDENCE = "Array(Tuple(quote String, start Int32, end Int32, ratio Float32, located Bool))"
 
 PAPER_COLUMNS: list[tuple[str, str]] = [
     ("paper_id", "String"),
@@ -81,6 +86,9 @@ QA_COLUMNS: list[tuple[str, str]] = [
     ("correct_option", "Int8"),
     ("single_correct", "Nullable(Bool)"),
     ("judge_prompt_version", "String"),
+    # evidence: the generator's quotes located in paper_texts.text ([start, end) offsets), and the grounding score
+    ("evidence", _EVIDENCE),
+    ("grounding", "Nullable(Float32)"),
 ]
 DLQ_COLUMNS: list[tuple[str, str]] = [
     ("stage", "LowCardinality(String)"),
@@ -93,6 +101,28 @@ DLQ_COLUMNS: list[tuple[str, str]] = [
     ("source_uri", "String"),
     ("paper_failed", "Bool"),
     ("failed_at", "DateTime64(3, 'UTC')"),
+]
+
+PAPER_TEXT_COLUMNS: list[tuple[str, str]] = [
+    ("paper_id", "String"),
+    ("text", "String CODEC(ZSTD(3))"),  # PaperExtracted.text: evidence offsets point into it
+    ("sections", "Array(Tuple(title String, start UInt32, end UInt32))"),
+    ("language", "LowCardinality(String)"),
+    ("detected_language", "LowCardinality(String)"),
+    ("extractor_version", "LowCardinality(String)"),
+    ("pages", "UInt16"),
+    ("page_methods", "Array(LowCardinality(String))"),
+    ("extracted_at", "DateTime64(3, 'UTC')"),
+    ("updated_at", "DateTime64(3, 'UTC')"),
+]
+PAPER_CONTEXT_COLUMNS: list[tuple[str, str]] = [
+    ("paper_id", "String"),
+    ("context", "String CODEC(ZSTD(3))"),  # QAGenerated.context: the paper as the generator (and judge) saw it
+    ("context_strategy", "String"),  # how it was fitted into the window
+    ("generator_model", "String"),
+    ("prompt_version", "String"),
+    ("generated_at", "DateTime64(3, 'UTC')"),
+    ("updated_at", "DateTime64(3, 'UTC')"),
 ]
 
 _SCORE = "Tuple(score UInt8, reason String)"
@@ -125,6 +155,8 @@ QA_JSON_COLUMNS: list[tuple[str, str]] = [
     ("judge_model", "String"),
     ("prompt_version", "String"),
     ("judge_prompt_version", "String"),
+    ("evidence", _EVIDENCE),
+    ("grounding", "Nullable(Float32)"),
     ("scored_at", "DateTime64(6, 'UTC') DEFAULT now64(6)"),
 ]
 _DIMENSIONS = ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness")
@@ -156,6 +188,8 @@ _QA_FROM_JSON: dict[str, str] = {
     "correct_option": "correct_option",
     "single_correct": "single_correct",
     "judge_prompt_version": "judge_prompt_version",
+    "evidence": "evidence",
+    "grounding": "grounding",
 }
 # how ClickHouse reads the JSON the sink inserts (records, rows): as strictly as msgspec where it can (no numbers or
 # objects taken as strings), ISO 8601 times as msgspec writes them, unknown fields skipped (newer producers add
@@ -171,6 +205,8 @@ JSON_INPUT_SETTINGS: dict[str, int | str] = {
 }
 
 _ENGINES = {
+    PAPER_TEXTS_TABLE: (PAPER_TEXT_COLUMNS, "ReplacingMergeTree(updated_at) ORDER BY paper_id"),
+    PAPER_CONTEXTS_TABLE: (PAPER_CONTEXT_COLUMNS, "ReplacingMergeTree(updated_at) ORDER BY paper_id"),
     PAPERS_TABLE: (PAPER_COLUMNS, "ReplacingMergeTree(updated_at) ORDER BY paper_id"),
     QA_TABLE: (QA_COLUMNS, "ReplacingMergeTree(inserted_at) ORDER BY (paper_id, qa_id)"),
     DLQ_TABLE: (

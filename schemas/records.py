@@ -91,6 +91,8 @@ class PaperExtracted(msgspec.Struct, gc=False, kw_only=True):
     title_source: str = ""  # where ref.title came from when the feed had none: metadata | largest_font | ...
     extracted_at: datetime = msgspec.field(default_factory=utcnow)
     schema_version: int = SCHEMA_VERSION
+    # the text's length in characters before it was cut to fit the topic (Settings.max_text_bytes); 0: not cut
+    text_truncated_from: int = 0
 
 
 class ExtractionSummary(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -106,10 +108,28 @@ class ExtractionSummary(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     title_source: str = ""
 
     @classmethod
-    def of(cls, paper: "PaperExtracted") -> "ExtractionSummary":
-        return cls(extractor_version=paper.extractor_version, pages=paper.pages, ocr_pages=list(paper.ocr_pages),
-                   repaired_pages=dict(paper.repaired_pages), ocr_language=paper.ocr_language,
-                   detected_language=paper.detected_language, title_source=paper.title_source)
+    def of(cls, paper: PaperExtracted) -> ExtractionSummary:
+        return cls(
+            extractor_version=paper.extractor_version,
+            pages=paper.pages,
+            ocr_pages=list(paper.ocr_pages),
+            repaired_pages=dict(paper.repaired_pages),
+            ocr_language=paper.ocr_language,
+            detected_language=paper.detected_language,
+            title_source=paper.title_source,
+        )
+
+
+class Evidence(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    """A verbatim quote the generator gave for an answer, and where it is in the paper: `[start, end)` character
+    offsets into PaperExtracted.text (-1 when not located), the match ratio (1.0: exact after normalising)."""
+
+    quote: str
+    start: int = -1
+    end: int = -1
+    ratio: float = 0.0
+    located: bool = False
+    passage: str = ""  # on sciqag.qa.generated only: the located text, for the judge (which has no full text)
 
 
 class QAPair(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -120,6 +140,9 @@ class QAPair(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     kind: str = "open"  # open | mcq
     options: list[str] = []  # mcq: the four options
     correct_option: int = -1  # mcq: 0-based index of the correct option
+    evidence: list[Evidence] = []  # the model's quotes for the answer (mcq: for the correct option), located
+    # share of the answer's content words and numbers covered by the located evidence; None: the model gave no quote
+    grounding: float | None = None
 
 
 class QAGenerated(msgspec.Struct, gc=False, kw_only=True):
@@ -205,6 +228,8 @@ class QAScored(msgspec.Struct, gc=False, kw_only=True):
     # pairs an earlier run stored that this one no longer has (a re-generation after a crash, a replay)
     paper_qa_ids: list[str] = []
     extraction: ExtractionSummary | None = None  # on the completing record only, for the papers row
+    evidence: list[Evidence] = []  # the quotes given for the answer and where they are in PaperExtracted.text
+    grounding: float | None = None  # see QAPair.grounding
     scored_at: datetime = msgspec.field(default_factory=utcnow)
     schema_version: int = SCHEMA_VERSION
 

@@ -27,6 +27,8 @@ def qa_export_record(row: dict[str, Any]) -> dict[str, Any]:
         "scores": {d: int(row[d]) for d in RACAR_DIMENSIONS},
         "reasons": dict(row.get("reasons") or {}),
         "numeric_support": None if ns is None else round(float(ns), 4),
+        "evidence": [_evidence(e) for e in row.get("evidence") or []],
+        "grounding": None if row.get("grounding") is None else round(float(row["grounding"]), 4),
         "accepted": bool(row.get("accepted")),
         **(
             {
@@ -43,6 +45,20 @@ def qa_export_record(row: dict[str, Any]) -> dict[str, Any]:
         "scored_at": row["scored_at"].isoformat()
         if isinstance(row.get("scored_at"), datetime)
         else row.get("scored_at"),
+    }
+
+
+def _evidence(e) -> dict[str, Any]:
+    """A stored evidence entry (a named tuple: a dict, or a plain tuple in column order) -> its export shape; offsets
+    into the paper text (`paper_texts.text`, `PaperExtracted.text`), -1 when the quote was not found."""
+    if not isinstance(e, dict):
+        e = dict(zip(("quote", "start", "end", "ratio", "located"), e))
+    return {
+        "quote": e["quote"],
+        "start": int(e["start"]),
+        "end": int(e["end"]),
+        "ratio": round(float(e["ratio"]), 4),
+        "located": bool(e["located"]),
     }
 
 

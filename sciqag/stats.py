@@ -28,6 +28,8 @@ class GroupStats:
     numeric_support: float = float("nan")
     share_below_0_3: float = float("nan")
     coverage: float = float("nan")
+    grounding: float = float("nan")  # mean over the pairs that gave evidence quotes
+    no_evidence: float = float("nan")  # share of pairs with no located quote (none given, or none found)
 
     @property
     def acceptance(self) -> float:
@@ -44,6 +46,8 @@ def group_stats(name: str, qa: list[dict], papers: list[dict]) -> GroupStats:
         numeric_support=_mean([r.get("numeric_support") for r in qa]),
         share_below_0_3=_mean([p.get("q_share_below_0_3") for p in papers]),
         coverage=_mean([p.get("coverage") for p in papers]),
+        grounding=_mean([r.get("grounding") for r in qa]),
+        no_evidence=(sum(1 for r in qa if not r.get("grounding")) / len(qa)) if qa else float("nan"),
     )
 
 
@@ -66,7 +70,18 @@ def _fmt(value: float, pct: bool = False) -> str:
     return f"{value:.1%}" if pct else f"{value:.2f}"
 
 
-HEADERS = ["group", "papers", "pairs", "accepted", *[d[:5] for d in RACAR_DIMENSIONS], "num.sup", "div<0.3", "coverage"]
+HEADERS = [
+    "group",
+    "papers",
+    "pairs",
+    "accepted",
+    *[d[:5] for d in RACAR_DIMENSIONS],
+    "num.sup",
+    "div<0.3",
+    "coverage",
+    "ground.",
+    "no-evid.",
+]
 
 
 def table_rows(groups: list[GroupStats]) -> list[list[str]]:
@@ -80,6 +95,8 @@ def table_rows(groups: list[GroupStats]) -> list[list[str]]:
             _fmt(g.numeric_support, True),
             _fmt(g.share_below_0_3, True),
             _fmt(g.coverage, True),
+            _fmt(g.grounding, True),
+            _fmt(g.no_evidence, True),
         ]
         for g in groups
     ]
@@ -145,6 +162,15 @@ def html_report(
             width=520,
         )
     )
+    grounding = [r.get("grounding") for r in qa if r.get("grounding") is not None]
+    plots.append(
+        _svg_bars(
+            f"grounding per answer ({len(qa) - len(grounding)} pairs without quotes)",
+            bins,
+            [sum(1 for c in grounding if min(int(c * 10), 9) == i) for i in range(10)],
+            width=520,
+        )
+    )
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADERS)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table_rows(groups))
     return f"""<!doctype html>
@@ -156,7 +182,9 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} td:first-child{{
 <h1>{html.escape(title)}</h1>
 <p>RACAR scores 1-3 per dimension; accepted = the acceptance policy in force; num.sup = share of numbers in answers
 found in the paper; div&lt;0.3 = share of question pairs of a paper below 0.3 cosine similarity;
-coverage = SciQAG coverage rate.</p>
+coverage = SciQAG coverage rate;
+ground. = mean share of an answer's content words and numbers found in its located evidence quotes;
+no-evid. = share of pairs with no located quote.</p>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <div class="plots">{"".join(plots)}</div>
 </body></html>

@@ -14,7 +14,18 @@ from processors.pipeline.app import Pipeline
 from processors.pipeline.context import EngineHolder
 from processors.settings import Settings
 from processors.store import QA_COLUMNS, Store, qa_row
-from schemas import DeadLetter, DimensionScore, PaperQuality, PaperRef, QAScored, QAScoredCheck, Racar, decode, encode
+from schemas import (
+    DeadLetter,
+    DimensionScore,
+    Evidence,
+    PaperQuality,
+    PaperRef,
+    QAScored,
+    QAScoredCheck,
+    Racar,
+    decode,
+    encode,
+)
 from schemas import topics as T
 
 from .clickhouse_http import start_clickhouse_http
@@ -53,6 +64,11 @@ def varied_records() -> list[QAScored]:
             racar=_racar(3, 3, 3, 3, 3),
             numeric_support=None,
             accepted=True,
+            evidence=[
+                Evidence(quote="2 > 1 «quoted»", start=10, end=24, ratio=1.0, located=True, passage="2 > 1 «quoted»"),
+                Evidence(quote="invented", ratio=0.41),
+            ],
+            grounding=0.5,
             generator_model="g",
             judge_model="j",
             prompt_version="v1",

@@ -1,6 +1,63 @@
 -- Generated from schemas/ddl.py by `sciqag schemas --ddl FILE`; a test keeps it in sync.
 CREATE DATABASE IF NOT EXISTS `sciqag`;
 
+CREATE TABLE IF NOT EXISTS `sciqag`.paper_texts (
+    paper_id String,
+    text String CODEC(ZSTD(3)),
+    sections Array(Tuple(title String, start UInt32, end UInt32)),
+    language LowCardinality(String),
+    detected_language LowCardinality(String),
+    extractor_version LowCardinality(String),
+    pages UInt16,
+    page_methods Array(LowCardinality(String)),
+    extracted_at DateTime64(3, 'UTC'),
+    updated_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(updated_at) ORDER BY paper_id;
+
+ALTER TABLE `sciqag`.paper_texts ADD COLUMN IF NOT EXISTS paper_id String;
+
+ALTER TABLE `sciqag`.paper_texts ADD COLUMN IF NOT EXISTS text String CODEC(ZSTD(3));
+
+ALTER TABLE `sciqag`.paper_texts ADD COLUMN IF NOT EXISTS sections Array(Tuple(title String, start UInt32, end UInt32));
+
+ALTER TABLE `sciqag`.paper_texts ADD COLUMN IF NOT EXISTS language LowCardinality(String);
+
+ALTER TABLE `sciqag`.paper_texts ADD COLUMN IF NOT EXISTS detected_language LowCardinality(String);
+
+ALTER TABLE `sciqag`.paper_texts ADD COLUMN IF NOT EXISTS extractor_version LowCardinality(String);
+
+ALTER TABLE `sciqag`.paper_texts ADD COLUMN IF NOT EXISTS pages UInt16;
+
+ALTER TABLE `sciqag`.paper_texts ADD COLUMN IF NOT EXISTS page_methods Array(LowCardinality(String));
+
+ALTER TABLE `sciqag`.paper_texts ADD COLUMN IF NOT EXISTS extracted_at DateTime64(3, 'UTC');
+
+ALTER TABLE `sciqag`.paper_texts ADD COLUMN IF NOT EXISTS updated_at DateTime64(3, 'UTC');
+
+CREATE TABLE IF NOT EXISTS `sciqag`.paper_contexts (
+    paper_id String,
+    context String CODEC(ZSTD(3)),
+    context_strategy String,
+    generator_model String,
+    prompt_version String,
+    generated_at DateTime64(3, 'UTC'),
+    updated_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(updated_at) ORDER BY paper_id;
+
+ALTER TABLE `sciqag`.paper_contexts ADD COLUMN IF NOT EXISTS paper_id String;
+
+ALTER TABLE `sciqag`.paper_contexts ADD COLUMN IF NOT EXISTS context String CODEC(ZSTD(3));
+
+ALTER TABLE `sciqag`.paper_contexts ADD COLUMN IF NOT EXISTS context_strategy String;
+
+ALTER TABLE `sciqag`.paper_contexts ADD COLUMN IF NOT EXISTS generator_model String;
+
+ALTER TABLE `sciqag`.paper_contexts ADD COLUMN IF NOT EXISTS prompt_version String;
+
+ALTER TABLE `sciqag`.paper_contexts ADD COLUMN IF NOT EXISTS generated_at DateTime64(3, 'UTC');
+
+ALTER TABLE `sciqag`.paper_contexts ADD COLUMN IF NOT EXISTS updated_at DateTime64(3, 'UTC');
+
 CREATE TABLE IF NOT EXISTS `sciqag`.papers (
     paper_id String,
     doi String,
@@ -118,7 +175,9 @@ CREATE TABLE IF NOT EXISTS `sciqag`.qa_pairs (
     options Array(String),
     correct_option Int8,
     single_correct Nullable(Bool),
-    judge_prompt_version String
+    judge_prompt_version String,
+    evidence Array(Tuple(quote String, start Int32, end Int32, ratio Float32, located Bool)),
+    grounding Nullable(Float32)
 ) ENGINE = ReplacingMergeTree(inserted_at) ORDER BY (paper_id, qa_id);
 
 ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS paper_id String;
@@ -181,6 +240,10 @@ ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS single_correct Nullable(B
 
 ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS judge_prompt_version String;
 
+ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS evidence Array(Tuple(quote String, start Int32, end Int32, ratio Float32, located Bool));
+
+ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS grounding Nullable(Float32);
+
 CREATE TABLE IF NOT EXISTS `sciqag`.dead_letters (
     stage LowCardinality(String),
     paper_id String,
@@ -214,7 +277,7 @@ ALTER TABLE `sciqag`.dead_letters ADD COLUMN IF NOT EXISTS paper_failed Bool;
 
 ALTER TABLE `sciqag`.dead_letters ADD COLUMN IF NOT EXISTS failed_at DateTime64(3, 'UTC');
 
-CREATE TABLE IF NOT EXISTS `sciqag`.qa_scored_json_v2 (
+CREATE TABLE IF NOT EXISTS `sciqag`.qa_scored_json_v3 (
     paper Tuple(paper_id String, doi String, title String, journal String, categories Array(String), source_uri String, source_feed String),
     qa_id String,
     pair_index UInt16,
@@ -233,10 +296,12 @@ CREATE TABLE IF NOT EXISTS `sciqag`.qa_scored_json_v2 (
     judge_model String,
     prompt_version String,
     judge_prompt_version String,
+    evidence Array(Tuple(quote String, start Int32, end Int32, ratio Float32, located Bool)),
+    grounding Nullable(Float32),
     scored_at DateTime64(6, 'UTC') DEFAULT now64(6)
 ) ENGINE = Null;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS `sciqag`.qa_scored_json_v2_to_qa_pairs TO `sciqag`.qa_pairs AS SELECT
+CREATE MATERIALIZED VIEW IF NOT EXISTS `sciqag`.qa_scored_json_v3_to_qa_pairs TO `sciqag`.qa_pairs AS SELECT
     paper.paper_id AS paper_id,
     qa_id AS qa_id,
     kind AS kind,
@@ -266,6 +331,8 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS `sciqag`.qa_scored_json_v2_to_qa_pairs TO
     options AS options,
     correct_option AS correct_option,
     single_correct AS single_correct,
-    judge_prompt_version AS judge_prompt_version
-FROM `sciqag`.qa_scored_json_v2;
+    judge_prompt_version AS judge_prompt_version,
+    evidence AS evidence,
+    grounding AS grounding
+FROM `sciqag`.qa_scored_json_v3;
 

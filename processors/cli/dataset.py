@@ -29,6 +29,13 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         help="acceptance policy for the test split (default strict)",
     )
     d.add_argument("--out", type=Path, default=Path("sciqag-24d"), help="output folder (default ./sciqag-24d)")
+    d.add_argument(
+        "--min-grounding",
+        type=float,
+        default=0.0,
+        help="keep only pairs whose located evidence quotes cover at least this share of the answer's "
+        "content words and numbers (0-1; default 0: no filter)",
+    )
     common_options(d)
     d = dsub.add_parser(
         "import-sciqag",
@@ -60,7 +67,14 @@ def run(args) -> int:
     if args.dataset_command == "build":
         from ..jobs.dataset_build import build_from_store
 
-        return build_from_store(settings, args.out, per_category=args.per_category, seed=args.seed, policy=args.policy)
+        return build_from_store(
+            settings,
+            args.out,
+            per_category=args.per_category,
+            seed=args.seed,
+            policy=args.policy,
+            min_grounding=args.min_grounding,
+        )
 
     from ..jobs.release_import import import_release
 

@@ -17,19 +17,29 @@ from ..settings import Settings
 from ..store import open_store
 
 
-def build_from_store(settings: Settings, out: Path, *, per_category: int, seed: int, policy: str) -> int:
-    """Read the stored pairs, write the splits and print what went where; returns the exit code."""
+def build_from_store(
+    settings: Settings, out: Path, *, per_category: int, seed: int, policy: str, min_grounding: float = 0.0
+) -> int:
+    """Read the stored pairs, write the splits and print what went where; returns the exit code.
+
+    min_grounding > 0 keeps only pairs whose located evidence covers that share of the answer (pairs without
+    quotes are left out too)."""
     with open_store(settings) as store:
         rows = store.qa_rows()
     if not rows:
         raise ValueError(f"no pairs stored under {settings.data_dir} (run the pipeline or `dataset import-sciqag`)")
+    if min_grounding > 0:
+        kept = [r for r in rows if r.get("grounding") is not None and r["grounding"] >= min_grounding]
+        print(f"--min-grounding {min_grounding}: {len(kept)} of {len(rows)} pairs kept", file=sys.stderr)
+        rows = kept
     split, written = build_dataset(
         rows,
         out,
         per_category=per_category,
         seed=seed,
         policy=policy,
-        source=f"ClickHouse database '{settings.clickhouse_database}'",
+        source=f"ClickHouse database '{settings.clickhouse_database}'"
+        + (f", pairs with grounding >= {min_grounding}" if min_grounding > 0 else ""),
     )
     for cat, by_split in split.counts().items():
         tp, tq = by_split.get("test", (0, 0))

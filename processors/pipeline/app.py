@@ -167,7 +167,8 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
 
         @app.task
         async def sink() -> None:
-            for topic_ in (topics.scored, topics.dlq):  # created with the app's partition count, as agents' are
+            # created with the app's partition count, as the agents' are
+            for topic_ in (topics.scored, topics.dlq, topics.extracted, topics.generated):
                 await topic_.maybe_declare()
             await run_sink_until_cancelled(sink_consumer, app.crash)
 

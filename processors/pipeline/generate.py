@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from schemas import ExtractionSummary, PaperExtracted, QAGenerated, QAPair, RecordError, decode
+import msgspec
+
+from schemas import Evidence, ExtractionSummary, PaperExtracted, QAGenerated, QAPair, RecordError, decode
 from sciqag.context import context_budget, fit_text
 from sciqag.errors import ModelOutputError
+from sciqag.grounding import Locator, grounding_score
 from sciqag.ids import qa_id_for
 from sciqag.parsing import parse_generation, parse_mcq
 from sciqag.prefilter import drop_reason, prefilter
@@ -30,6 +33,32 @@ from .context import LLM_ATTEMPTS, StageContext, record_key, request_id
 log = logging.getLogger("sciqag.stages")
 
 STAGE = "generator"
+
+
+def locate_evidence(text: str, pairs: list[QAPair], threshold: float) -> list[QAPair]:
+    """Each pair's quotes located in the paper text (one Locator a paper), with the pair's grounding score."""
+    if not any(p.evidence for p in pairs):
+        return pairs
+    locator = Locator(text)
+    located = []
+    for pair in pairs:
+        spans = locator.locate_all([e.quote for e in pair.evidence], threshold=threshold)
+        evidence = [
+            Evidence(
+                quote=sp.quote,
+                start=sp.start,
+                end=sp.end,
+                ratio=round(sp.ratio, 4),
+                located=sp.located,
+                passage=text[sp.start : sp.end] if sp.located else "",
+            )
+            for sp in spans
+        ]
+        grounding = grounding_score(pair.answer, text, spans)
+        located.append(msgspec.structs.replace(pair, evidence=evidence, grounding=grounding))
+    return located
+
+
 def _discard(request: asyncio.Future) -> None:
     """Cancel a request whose answer is no longer needed (the engine aborts it), or mark its error as seen."""
     if not request.done():
@@ -119,7 +148,13 @@ class Generator:
                 STAGE, last_error, paper_id=pid, event=event, source_uri=paper.paper.source_uri
             )
         pairs = [
-            QAPair(qa_id=qa_id_for(pid, i, PROMPT_VERSION), index=i, question=candidates[i][0], answer=candidates[i][1])
+            QAPair(
+                qa_id=qa_id_for(pid, i, PROMPT_VERSION),
+                index=i,
+                question=candidates[i][0],
+                answer=candidates[i][1],
+                evidence=[Evidence(quote=q) for q in parsed.evidence[i]],
+            )
             for i in kept
         ]
         prompt_tokens, generated_tokens = result.prompt_tokens, result.generated_tokens
@@ -139,6 +174,9 @@ class Generator:
                 event=event,
                 source_uri=paper.paper.source_uri,
             )
+        pairs = await asyncio.get_running_loop().run_in_executor(
+            None, locate_evidence, paper.text, pairs, self.settings.evidence_threshold
+        )
         record = QAGenerated(
             paper=paper.paper,
             language=language,
@@ -201,6 +239,7 @@ class Generator:
                     answer=item.options[item.correct],
                     options=item.options,
                     correct_option=item.correct,
+                    evidence=[Evidence(quote=q) for q in item.evidence],
                 )
             )
         return pairs, (result.prompt_tokens, result.generated_tokens)

@@ -7,10 +7,18 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import msgspec
+
 from schemas import PaperQuality, QAGenerated, QAPair, QAScored, RecordError, decode
 from sciqag.errors import ModelOutputError
 from sciqag.parsing import parse_correct_options, parse_racar
-from sciqag.prompts import JUDGE_PROMPT_VERSION, judge_messages, judge_schema, mcq_judge_schema
+from sciqag.prompts import (
+    JUDGE_EVIDENCE_PROMPT_VERSION,
+    JUDGE_PROMPT_VERSION,
+    judge_messages,
+    judge_schema,
+    mcq_judge_schema,
+)
 from sciqag.quality import answer_coverage, numeric_support, question_diversity
 from sciqag.racar import is_accepted, scores
 
@@ -22,6 +30,11 @@ from .context import LLM_ATTEMPTS, StageContext, record_key, request_id
 log = logging.getLogger("sciqag.stages")
 
 STAGE = "judge"
+
+
+def grounded_enough(grounding: float | None, min_grounding: float) -> bool:
+    """SCIQAG_MIN_GROUNDING: off at 0; else a pair needs located evidence covering that share of its answer."""
+    return min_grounding <= 0 or (grounding is not None and grounding >= min_grounding)
 
 
 class Judge:
@@ -38,7 +51,11 @@ class Judge:
     async def _judge_pair(self, engine: LLMEngine, event, generated: QAGenerated, pair: QAPair):
         """(pair, (racar, single_correct), result) or (pair, error, None)."""
         is_mcq = pair.kind == "mcq"
-        messages = judge_messages(generated.context, pair.question, pair.answer, pair.options if is_mcq else None)
+        # the located passages after the pair (the paper stays first: the prefix cache still serves every pair)
+        evidence = [e.passage for e in pair.evidence if e.located] if pair.evidence else None
+        messages = judge_messages(
+            generated.context, pair.question, pair.answer, pair.options if is_mcq else None, evidence=evidence
+        )
         schema = self._mcq_judge_schema if is_mcq else self._judge_schema
         last_error: LLMError | ModelOutputError | None = None
         for attempt in range(1, LLM_ATTEMPTS + 1):
@@ -94,7 +111,11 @@ class Judge:
         quality = await self._paper_quality(generated)
         run_qa_ids = [pair.qa_id for pair, _, _ in judged]
         for sequence, (pair, (racar, single_correct), res) in enumerate(judged):
-            accepted = is_accepted(racar, self.settings.acceptance_policy) and single_correct is not False
+            accepted = (
+                is_accepted(racar, self.settings.acceptance_policy)
+                and single_correct is not False
+                and grounded_enough(pair.grounding, self.settings.min_grounding)
+            )
             completes = sequence == len(judged) - 1
             record = QAScored(
                 paper=generated.paper,
@@ -117,7 +138,9 @@ class Judge:
                 generator_model=generated.model,
                 judge_model=engine.model_name,
                 prompt_version=generated.prompt_version,
-                judge_prompt_version=JUDGE_PROMPT_VERSION,
+                judge_prompt_version=JUDGE_EVIDENCE_PROMPT_VERSION if pair.evidence else JUDGE_PROMPT_VERSION,
+                evidence=[msgspec.structs.replace(e, passage="") for e in pair.evidence],
+                grounding=pair.grounding,
                 context_strategy=generated.context_strategy,
                 judge_prompt_tokens=res.prompt_tokens,
                 judge_generated_tokens=res.generated_tokens,
@@ -128,6 +151,8 @@ class Judge:
             metrics.QA_PAIRS.labels("accepted" if accepted else "rejected").inc()
             for dim, value in scores(racar).items():
                 metrics.RACAR_SCORE.labels(dim).observe(value)
+            if pair.grounding is not None:
+                metrics.GROUNDING.labels(pair.kind, generated.language).observe(pair.grounding)
         metrics.PAPERS.labels(STAGE, "ok").inc()
 
     async def _paper_quality(self, generated: QAGenerated) -> PaperQuality:

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas import DeadLetter, QAScored, QAScoredCheck, RecordError, decode
+from schemas import DeadLetter, PaperExtracted, QAGenerated, QAScored, QAScoredCheck, RecordError, decode
 from schemas import topics as T
 from schemas.ddl import DLQ_TABLE
 
@@ -29,14 +29,24 @@ from .. import metrics
 from ..errors import StoreError
 from ..kafka import aiokafka_security, bootstrap_servers, group_timeouts
 from ..settings import Settings
-from ..store import dlq_row, now, paper_row_failed, paper_row_scored, qa_row
+from ..store import (
+    dlq_row,
+    now,
+    paper_context_row,
+    paper_row_failed,
+    paper_row_scored,
+    paper_text_row,
+    qa_row,
+)
 from .context import StageContext, record_key
 
 log = logging.getLogger("sciqag.sink")
 
 STAGE = "sink"
+MAX_BATCH_BYTES = 64 * 1024 * 1024  # a batch stops growing here (with up to one fetch more), whatever its row count
 
-SINK_TOPICS = (T.SCORED, T.DLQ)
+# scored pairs and dead letters; the extracted text and the generator's context for paper_texts / paper_contexts
+SINK_TOPICS = (T.SCORED, T.DLQ, T.EXTRACTED, T.GENERATED)
 
 
 def sink_group(app_id: str) -> str:
@@ -54,6 +64,8 @@ class SinkBatch:
     failed: int = 0  # papers failed by a dead letter in this batch
     # per paper completed or failed in this batch, the pairs its latest outcome keeps (none for a failure)
     keep_pairs: dict[str, list[str]] = field(default_factory=dict)
+    text_rows: list = field(default_factory=list)  # paper_texts rows (from sciqag.extracted)
+    context_rows: list = field(default_factory=list)  # paper_contexts rows (from sciqag.qa.generated)
     seconds: float = 0.0  # spent preparing it
 
 
@@ -89,6 +101,15 @@ class Sink:
                     batch.completed.append(rec)
                     if rec.paper_qa_ids:  # records written before the field existed cannot be reconciled
                         batch.keep_pairs[rec.paper.paper_id] = list(rec.paper_qa_ids)
+            elif record.topic in (T.EXTRACTED, T.GENERATED):
+                # a bad record here is the generator's or the judge's to dead-letter: the sink only keeps texts
+                try:
+                    if record.topic == T.EXTRACTED:
+                        batch.text_rows.append(paper_text_row(decode(record.value, PaperExtracted)))
+                    else:
+                        batch.context_rows.append(paper_context_row(decode(record.value, QAGenerated)))
+                except RecordError:
+                    continue
             else:
                 try:
                     dead = decode(record.value, DeadLetter)
@@ -133,6 +154,12 @@ class Sink:
         started = time.perf_counter()
         store = self.ctx.store
         stored = await self._store_scored(batch.scored)
+        await self._insert_until_stored(
+            "paper_texts", lambda: store().insert_paper_texts(batch.text_rows), bool(batch.text_rows)
+        )
+        await self._insert_until_stored(
+            "paper_contexts", lambda: store().insert_paper_contexts(batch.context_rows), bool(batch.context_rows)
+        )
         await self._insert_until_stored(
             DLQ_TABLE, lambda: store().insert_dead_letters(batch.dlq_rows), bool(batch.dlq_rows)
         )
@@ -217,9 +244,11 @@ class _Batch:
     records: list = field(default_factory=list)
     ends: dict = field(default_factory=dict)  # TopicPartition -> the offset to commit (last record's + 1)
     received: dict[str, int] = field(default_factory=dict)  # records per topic
+    bytes: int = 0  # of the records' values: paper texts make some records large
 
     def add(self, tp, part: list) -> None:
         self.records.extend(part)
+        self.bytes += sum(len(r.value or b"") for r in part)
         self.ends[tp] = part[-1].offset + 1
         self.received[tp.topic] = self.received.get(tp.topic, 0) + len(part)
 
@@ -304,7 +333,8 @@ class SinkConsumer:
                     batch.add(tp, part)
             if batch.records and deadline is None:
                 deadline = time.monotonic() + window
-            if batch.records and (len(batch.records) >= limit or time.monotonic() >= deadline):
+            full = len(batch.records) >= limit or batch.bytes >= MAX_BATCH_BYTES
+            if batch.records and (full or time.monotonic() >= deadline):
                 return batch
 
     async def _commit(self, consumer, batch: _Batch) -> None:

@@ -34,7 +34,7 @@ from .. import metrics
 from ..errors import FeedConfigError, SciqagError, SourceError
 from ..kafka import bootstrap_servers, producer_options
 from ..settings import Settings
-from ..sources import http_get
+from ..sources import checked_session, http_get
 
 log = logging.getLogger("sciqag.feed")
 
@@ -568,10 +568,9 @@ async def run_feeds(config: FeedConfig, state: FeedState, publisher: KafkaPublis
     import signal
     import sys
 
-    import aiohttp
-
     try:
-        async with aiohttp.ClientSession() as session, publisher:
+        # every connection resolved once and checked (the SSRF rule of processors/sources.py), no second lookup
+        async with checked_session() as session, publisher:
             ingester = FeedIngester(config, state, publisher, session)
             if once:
                 print(STATS_HEADER)

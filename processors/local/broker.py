@@ -1,11 +1,14 @@
 """Embedded services for one machine with nothing configured: a Tansu broker on loopback,
-and a reaper that kills our child processes (broker, vLLM's EngineCore) if we die hard."""
+and a reaper that kills our child processes (broker, vLLM's EngineCore) if we die hard; extraction processes ask
+the kernel to kill them when their parent dies (die_with_parent)."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -97,6 +100,22 @@ def tansu_broker(
             out.close()
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """A process pool's initializer: the kernel sends this process SIGKILL when the process that started it dies,
+    however it dies (SIGKILL included), so it cannot live on with parent pid 1 (Linux; elsewhere a no-op). The pool
+    must be created from a thread that lives as long as the pool (the signal follows the creating thread)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the signal was asked for
+        os._exit(1)
+
+
 _REAPER = r"""
 import os, sys, time
 import psutil
@@ -110,12 +129,22 @@ while True:
                 known[child.pid] = child.create_time()
     except psutil.NoSuchProcess:
         break
-    time.sleep(1)
+    time.sleep(0.5)
+# the descendants seen, and theirs (started after the last look): vLLM's EngineCore, the broker, a multiprocessing
+# resource_tracker, extraction processes
+victims = {}
 for pid, created in known.items():
     try:
         p = psutil.Process(pid)
         if p.create_time() == created:
-            p.kill()
+            victims[p.pid] = p
+            for q in p.children(recursive=True):
+                victims[q.pid] = q
+    except psutil.Error:
+        pass
+for p in victims.values():
+    try:
+        p.kill()
     except psutil.Error:
         pass
 """

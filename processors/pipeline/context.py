@@ -169,7 +169,7 @@ class StageContext:
             payload_excerpt=payload.decode("utf-8", "replace"),
             paper_failed=paper_failed,
         )
-        log.warning("%s: paper %s -> DLQ (%s): %s", stage, excerpt(paper_id) or "?", kind, message[:300])
+        log.warning("%s: paper %s -> DLQ (%s): %s", stage, excerpt(paper_id, 300) or "?", kind, message[:300])
         await self.send(self.topics.dlq, paper_id, record)
         # counted once it is sent: a dead letter that fails and is sent again by the fallback counts once
         metrics.DLQ.labels(stage, kind).inc()

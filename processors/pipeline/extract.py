@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import logging
 import multiprocessing
+import os
 
 import msgspec
 
@@ -15,11 +17,73 @@ from sciqag.errors import ExtractionError
 from sciqag.extraction import EXTRACTOR_VERSION, ExtractedText, extract_pdf
 
 from .. import metrics
-from ..errors import SourceError
+from ..errors import RecordTooLarge, SourceError
+from ..local.broker import die_with_parent
+from ..settings import Settings
 from ..sources import load_pdf
 from .context import StageContext, record_key
 
+log = logging.getLogger("sciqag.stages")
+
 STAGE = "extractor"
+MAX_CATEGORIES = 100
+
+
+def check_paper_fields(paper: PaperSubmitted, settings: Settings) -> None:
+    """Refuse a paper whose id or metadata is over its bound (README "Guarantees"): every record downstream carries
+    them, and one over the producer's limit could not be sent at all."""
+    if len(paper.paper_id.encode("utf-8", "replace")) > settings.max_key_bytes:
+        raise RecordTooLarge(
+            f"paper_id of {len(paper.paper_id)} characters, over the limit of {settings.max_key_bytes} bytes",
+            kind="key_too_large",
+        )
+    if len(paper.title) > settings.max_title_chars:
+        raise RecordTooLarge(
+            f"title of {len(paper.title)} characters, over the limit of {settings.max_title_chars}",
+            kind="field_too_large",
+        )
+    if len(paper.pdf_uri) > settings.max_uri_chars:
+        raise RecordTooLarge(
+            f"pdf_uri of {len(paper.pdf_uri)} characters, over the limit of {settings.max_uri_chars}",
+            kind="field_too_large",
+        )
+    if len(paper.categories) > MAX_CATEGORIES:
+        raise RecordTooLarge(
+            f"{len(paper.categories)} categories, over the limit of {MAX_CATEGORIES}", kind="field_too_large"
+        )
+    fields = {"doi": paper.doi, "journal": paper.journal, "language": paper.language, "source_feed": paper.source_feed}
+    fields.update({f"categories[{i}]": c for i, c in enumerate(paper.categories)})
+    for name, value in fields.items():
+        if len(value) > settings.max_field_chars:
+            raise RecordTooLarge(
+                f"{name} of {len(value)} characters, over the limit of {settings.max_field_chars}",
+                kind="field_too_large",
+            )
+
+
+def bound_extracted(record: PaperExtracted, settings: Settings) -> PaperExtracted:
+    """The record within the topic's bounds: a title read from the PDF cut at max_title_chars; a text over
+    max_text_bytes (UTF-8) cut there, at a character boundary, its original length in characters in
+    text_truncated_from, and the sections past the cut dropped (the generator fits a window of the text anyway)."""
+    if len(record.paper.title) > settings.max_title_chars:
+        record.paper = msgspec.structs.replace(record.paper, title=record.paper.title[: settings.max_title_chars])
+    text = record.text
+    if len(text) * 4 > settings.max_text_bytes:  # else it fits whatever its characters
+        raw = text.encode("utf-8", "replace")
+        if len(raw) > settings.max_text_bytes:
+            cut = raw[: settings.max_text_bytes].decode("utf-8", "ignore")
+            record.text, record.text_truncated_from = cut, len(text)
+            record.sections = [
+                Section(s.title, s.start, min(s.end, len(cut))) for s in record.sections if s.start < len(cut)
+            ]
+            log.info(
+                "%s: text of %d characters (%d bytes) cut to %d characters for the topic",
+                STAGE,
+                len(text),
+                len(raw),
+                len(cut),
+            )
+    return record
 
 
 class Extractor:
@@ -35,7 +99,8 @@ class Extractor:
         ctx = self.ctx
         try:
             paper = decode(event.value, PaperSubmitted)
-        except RecordError as exc:
+            check_paper_fields(paper, self.settings)
+        except (RecordError, RecordTooLarge) as exc:
             return await ctx.reject(STAGE, exc, paper_id=record_key(event), event=event)
         try:
             data = await load_pdf(paper, self.settings)
@@ -63,14 +128,18 @@ class Extractor:
         for method in extracted.page_methods:
             if method.startswith(("ocr:", "repaired:")):
                 metrics.PAGES_RECOVERED.labels(*method.split(":", 1)).inc()
-        await ctx.send(ctx.topics.extracted, paper.paper_id, record)
+        await ctx.send(ctx.topics.extracted, paper.paper_id, bound_extracted(record, self.settings))
         metrics.PAPERS.labels(STAGE, "ok").inc()
 
     def _extraction_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
             # spawn: the worker process holds threads (broker client, engine), fork would copy their locks
+            # each process dies with this one, however this one ends (a SIGKILLed worker leaves no extraction process)
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.settings.extract_workers, mp_context=multiprocessing.get_context("spawn")
+                max_workers=self.settings.extract_workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=die_with_parent,
+                initargs=(os.getpid(),),
             )
         return self._pool
 
@@ -85,8 +154,14 @@ class Extractor:
         loop = asyncio.get_running_loop()
         s = self.settings
         job = functools.partial(
-            extract_pdf, data, max_pages=s.max_pages, ocr=s.ocr, language_hint=language_hint,
-            ocr_page_timeout_s=s.ocr_page_timeout_s, ocr_budget_s=s.ocr_budget_s, ocr_dpi=s.ocr_dpi,
+            extract_pdf,
+            data,
+            max_pages=s.max_pages,
+            ocr=s.ocr,
+            language_hint=language_hint,
+            ocr_page_timeout_s=s.ocr_page_timeout_s,
+            ocr_budget_s=s.ocr_budget_s,
+            ocr_dpi=s.ocr_dpi,
             tessdata=s.tessdata,
         )
         # OCR has its own budget (pages past it are left unread, and said so) on top of the text layer's time

@@ -108,7 +108,7 @@ class Sink:
                         batch.text_rows.append(paper_text_row(decode(record.value, PaperExtracted)))
                     else:
                         batch.context_rows.append(paper_context_row(decode(record.value, QAGenerated)))
-                except RecordError:
+                except Exception:  # RecordError, or a row builder meeting a value it cannot take: never a crash
                     continue
             else:
                 try:

@@ -7,6 +7,8 @@ also emitted as `ADD COLUMN IF NOT EXISTS`, so an existing database is brought u
 
 from __future__ import annotations
 
+from .records import RACAR_DIMENSIONS
+
 PAPERS_TABLE = "papers"
 QA_TABLE = "qa_pairs"
 DLQ_TABLE = "dead_letters"
@@ -68,11 +70,7 @@ QA_COLUMNS: list[tuple[str, str]] = [
     ("keywords", "Array(String)"),
     ("question", "String"),
     ("answer", "String"),
-    ("relevance", "UInt8"),
-    ("agnosticism", "UInt8"),
-    ("completeness", "UInt8"),
-    ("accuracy", "UInt8"),
-    ("reasonableness", "UInt8"),
+    *((d, "UInt8") for d in RACAR_DIMENSIONS),
     ("reasons", "Map(String, String)"),
     ("numeric_support", "Nullable(Float32)"),
     ("accepted", "Bool"),
@@ -142,9 +140,7 @@ QA_JSON_COLUMNS: list[tuple[str, str]] = [
     ("answer", "String"),
     (
         "racar",
-        "Tuple("
-        + ", ".join(f"{d} {_SCORE}" for d in ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness"))
-        + ")",
+        "Tuple(" + ", ".join(f"{d} {_SCORE}" for d in RACAR_DIMENSIONS) + ")",
     ),
     ("options", "Array(String)"),
     ("correct_option", "Int8 DEFAULT -1"),
@@ -159,7 +155,6 @@ QA_JSON_COLUMNS: list[tuple[str, str]] = [
     ("grounding", "Nullable(Float32)"),
     ("scored_at", "DateTime64(6, 'UTC') DEFAULT now64(6)"),
 ]
-_DIMENSIONS = ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness")
 # qa_pairs column -> expression over the JSON record (processors/store.py qa_row builds the same row in Python)
 _QA_FROM_JSON: dict[str, str] = {
     "paper_id": "paper.paper_id",
@@ -175,8 +170,8 @@ _QA_FROM_JSON: dict[str, str] = {
     "keywords": "keywords",
     "question": "question",
     "answer": "answer",
-    **{d: f"racar.{d}.score" for d in _DIMENSIONS},
-    "reasons": "map(" + ", ".join(f"'{d}', racar.{d}.reason" for d in _DIMENSIONS) + ")",
+    **{d: f"racar.{d}.score" for d in RACAR_DIMENSIONS},
+    "reasons": "map(" + ", ".join(f"'{d}', racar.{d}.reason" for d in RACAR_DIMENSIONS) + ")",
     "numeric_support": "numeric_support",
     "accepted": "accepted",
     "generator_model": "generator_model",

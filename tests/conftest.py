@@ -1,3 +1,4 @@
+import contextlib
 import os
 import shutil
 import subprocess
@@ -43,6 +44,64 @@ def pytest_collection_finish(session) -> None:
         )
         print(f"\nERROR: {message}", file=sys.__stderr__, flush=True)  # a worker's exception reaches the run garbled
         pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+# every process this test session starts inherits this mark (not SCIQAG_*: the fixture below clears those)
+SESSION_MARK = "PYTEST_SCIQAG_SESSION"
+
+
+def pytest_configure(config) -> None:
+    os.environ.setdefault(SESSION_MARK, f"{os.getpid()}-{time.time_ns()}")  # pytest-xdist workers inherit it
+
+
+def _processes_left(mark: str) -> list:
+    """Processes that carry this session's mark and are still running, wherever they were reparented to: not this
+    process, not a pytest-xdist worker of it (they end with it), not its own multiprocessing resource tracker."""
+    import psutil
+
+    me = os.getpid()
+    left = []
+    for proc in psutil.process_iter(["pid", "ppid", "cmdline", "status"]):
+        info = proc.info
+        if info["pid"] == me or info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        try:
+            if proc.environ().get(SESSION_MARK) != mark:
+                continue
+        except (psutil.Error, OSError):
+            continue
+        cmdline = " ".join(info["cmdline"] or [])
+        if info["ppid"] == me and ("execnet" in cmdline or "exec(eval(" in cmdline or "resource_tracker" in cmdline):
+            continue
+        left.append(proc)
+    return left
+
+
+@pytest.hookimpl(trylast=True)  # after the session fixtures and pytest-xdist's workers are torn down
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Nothing this session started may outlive it (issue 25: a spawned extraction process and its resource
+    tracker were found with parent pid 1 half an hour after `make test`). The controller checks for everyone: a
+    leftover is named, killed, and fails the run."""
+    import psutil
+
+    if hasattr(session.config, "workerinput"):
+        return
+    mark = os.environ.get(SESSION_MARK, "")
+    deadline = time.monotonic() + 10  # what is being stopped right now (a reaper's last poll, a broker) may end
+    left = _processes_left(mark)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = _processes_left(mark)
+    if not left:
+        return
+    lines = []
+    for proc in left:
+        with contextlib.suppress(psutil.Error):
+            lines.append(f"  pid {proc.pid} (parent {proc.ppid()}): {' '.join(proc.cmdline())[:200]}")
+            proc.kill()
+    print("\nERROR: processes started by this test session were still running (killed now):", file=sys.__stderr__)
+    print("\n".join(lines), file=sys.__stderr__, flush=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def shared_pdfs() -> list[Path]:

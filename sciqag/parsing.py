@@ -20,6 +20,7 @@ _QA_LINE = re.compile(r"^\s*(?:\*\*)?\s*([QA])\s*(\d+)\s*(?:\*\*)?\s*[:.)]\s*(.*
 _KEYWORDS_LINE = re.compile(r"^\s*(?:\*\*)?\s*(?:keywords|ключевые слова)\s*(?:\*\*)?\s*:\s*(.*)$", re.IGNORECASE)
 
 
+MIN_REASON_CHARS = 3  # a score needs a reason (the judge schemas ask for 3 characters; whitespace passes them)
 MAX_QUOTES = 3  # the schemas ask for 1-3 evidence quotes per answer; more are cut
 
 
@@ -134,6 +135,10 @@ def _dimension_scores(text: str, names: tuple[str, ...], low: int, high: int, wh
         if not low <= score <= high:
             raise ModelOutputError(
                 f"{who} score {score} for {name!r} is outside {low}..{high}", kind="judge_score_out_of_range"
+            )
+        if len(reason) < MIN_REASON_CHARS:  # "1," or spaces: inside a string the grammar cannot tell
+            raise ModelOutputError(
+                f"{who} reason for {name!r} is empty or too short: {reason!r}", kind="judge_reason_missing"
             )
         dims[name] = DimensionScore(score=score, reason=reason)
     return dims

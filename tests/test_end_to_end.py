@@ -3,8 +3,10 @@
 import subprocess
 
 import pytest
+from rapidfuzz import fuzz
 
 from schemas import RACAR_DIMENSIONS
+from sciqag.grounding import normalise
 from sciqag.mera import read_mera
 from sciqag.quality import numbers_in
 
@@ -29,7 +31,34 @@ def test_real_papers_end_to_end(tmp_path, free_port):
     papers = {r["source_uri"].rsplit("/", 1)[-1]: r for r in store.query("SELECT * FROM sciqag.papers FINAL")}
     qa = store.qa_rows()
     dead = store.query("SELECT * FROM sciqag.dead_letters FINAL")
+    texts = store.paper_texts(p["paper_id"] for p in papers.values())
+    contexts = store.query("SELECT paper_id, context, context_strategy FROM sciqag.paper_contexts FINAL")
+    text_rows = store.query("SELECT count() AS n, uniqExact(paper_id) AS ids FROM sciqag.paper_texts")
     store.close()
+
+    # the paper text is stored once per paper; every located evidence span points at its quote in that text, and
+    # pairs whose quotes were not found (or that gave none) are stored all the same, with grounding 0 or None
+    assert text_rows[0]["n"] == text_rows[0]["ids"]
+    assert {c["paper_id"] for c in contexts} >= {r["paper_id"] for r in qa}
+    spans = unlocated = 0
+    for row in qa:
+        text = texts[row["paper_id"]]["text"]
+        for e in row["evidence"]:
+            if not e["located"]:
+                assert e["start"] == e["end"] == -1
+                unlocated += 1
+                continue
+            spans += 1
+            passage = normalise(text[e["start"] : e["end"]])
+            if e["ratio"] >= 1.0:
+                assert passage == normalise(e["quote"]), (e, text[e["start"] : e["end"]])
+            else:
+                assert fuzz.ratio(normalise(e["quote"]), passage) / 100 >= e["ratio"] - 1e-3 >= 0.88 - 1e-3, e
+        if not row["evidence"]:
+            assert row["grounding"] is None, row
+        elif not any(e["located"] for e in row["evidence"]):
+            assert row["grounding"] == 0, row
+    print(f"\nevidence: {spans} located spans, {unlocated} quotes not found, {len(qa)} pairs")
 
     # every paper (the scan through OCR) is scored, with pairs whose five scores are in 1..3, with reasons; or the
     # model's output for it was unusable on every attempt (the 135M model sometimes runs away inside a JSON string:
@@ -74,15 +103,21 @@ def test_real_papers_end_to_end(tmp_path, free_port):
     russian = [r for r in qa if r["source_uri"].endswith("phd__dissertation.pdf")]
     assert all(r["language"] == "ru" for r in russian)  # (extraction's language detection: test_extraction.py)
 
-    # the image-only scan was read by OCR, and the papers table says so; no text PDF was OCR'd
+    # the image-only scan was read by OCR (its first pages, within the budget), and the stored text and the papers
+    # row say so; no text PDF was OCR'd or repaired
     scan = papers[SCAN]
     assert not [d for d in dead if d["source_uri"].endswith(SCAN) and d["stage"] == "extractor"]
-    assert scan["ocr_pages"] and scan["ocr_pages"][0] == 1 and "rus" in scan["ocr_language"], scan
-    assert scan["detected_language"] == "ru" and scan["pages"] == 22, scan
-    assert all(not p["ocr_pages"] and not p["repaired_pages"] for n, p in papers.items() if n != SCAN)
+    scan_text = texts[scan["paper_id"]]
+    ocr_methods = [m for m in scan_text["page_methods"] if m.startswith("ocr:")]
+    assert scan_text["page_methods"][0] == "ocr:no_text" and scan_text["pages"] == 22, scan_text["page_methods"]
+    assert scan_text["detected_language"] == "ru" and len(scan_text["text"]) > 2000
+    for name, paper in papers.items():
+        methods = texts[paper["paper_id"]]["page_methods"]
+        assert name == SCAN or set(methods) == {"text"}, (name, set(methods))
+    if scan["status"] == "scored":  # else the model failed it (counted above): the failure row has no extraction
+        assert scan["ocr_pages"] and scan["ocr_pages"][0] == 1 and "rus" in scan["ocr_language"], scan
     assert all(p["extractor_version"] for p in papers.values() if p["status"] == "scored")
-    ocr_pages = metric(result.metrics, "sciqag_extraction_pages_total", method="ocr")
-    assert ocr_pages >= len(scan["ocr_pages"]) if scan["status"] == "scored" else ocr_pages > 0
+    assert metric(result.metrics, "sciqag_extraction_pages_total", method="ocr") == len(ocr_methods)
 
     # the metrics endpoint reports the same paper and pair counts as ClickHouse
     scored = sum(1 for p in papers.values() if p["status"] == "scored")

@@ -173,3 +173,19 @@ def test_schemas_require_one_to_three_quotes():
     jsonschema.validate({"items": [{**item, "evidence": ["with both additives"]}]}, mcq_schema(1))
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"items": [item]}, mcq_schema(1))
+
+
+def test_a_judge_reason_that_is_only_a_fragment_is_refused():
+    import json
+
+    from sciqag.errors import ModelOutputError
+    from sciqag.parsing import parse_racar
+
+    dims = ("relevance", "agnosticism", "completeness", "accuracy", "reasonableness")
+    good = {d: {"score": 2, "reason": "partly supported"} for d in dims}
+    assert parse_racar(json.dumps(good)).accuracy.reason == "partly supported"
+    for reason in ("1,", "   ", "1,   "):  # what the 135M model wrote under the evidence prompt (schema minLength 3)
+        bad = dict(good, accuracy={"score": 1, "reason": reason})
+        with pytest.raises(ModelOutputError) as err:
+            parse_racar(json.dumps(bad))
+        assert err.value.kind == "judge_reason_missing"

@@ -60,7 +60,8 @@ def test_worker_subset_with_publish_and_poison(tmp_path, free_port):
     (inbox / "notes.txt").write_text("not a paper")
     data = tmp_path / "data"
     with tansu_broker() as broker:
-        env = {**os.environ, "SCIQAG_FILE_ROOTS": f"{inbox}:{scan.parent}"}
+        # OCR off: the scan is the image-only case here (tests/test_end_to_end.py OCRs it)
+        env = {**os.environ, "SCIQAG_FILE_ROOTS": f"{inbox}:{scan.parent}", "SCIQAG_OCR": "off"}
         worker = subprocess.Popen(
             [
                 sciqag_exe(),

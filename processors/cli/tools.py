@@ -14,8 +14,11 @@ from .common import Command, settings_from
 def _extract_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pdfs", nargs="+", type=Path, metavar="PDF")
     p.add_argument("--json", action="store_true", help="one JSON object per PDF with text, sections and statistics")
-    p.add_argument("--ocr", choices=["auto", "off", "force"],
-                   help="OCR pages without a usable text layer (SCIQAG_OCR, default auto; needs Tesseract)")
+    p.add_argument(
+        "--ocr",
+        choices=["auto", "off", "force"],
+        help="OCR pages without a usable text layer (SCIQAG_OCR, default auto; needs Tesseract)",
+    )
     p.add_argument("--language", default="", help="the papers' language if known (en, ru): the OCR language")
 
 
@@ -27,10 +30,16 @@ def extract(args) -> int:
     failures = 0
     for pdf in args.pdfs:
         try:
-            result = extract_pdf(pdf.read_bytes(), max_pages=settings.max_pages, ocr=settings.ocr,
-                                 language_hint=args.language, ocr_page_timeout_s=settings.ocr_page_timeout_s,
-                                 ocr_budget_s=settings.ocr_budget_s, ocr_dpi=settings.ocr_dpi,
-                                 tessdata=settings.tessdata)
+            result = extract_pdf(
+                pdf.read_bytes(),
+                max_pages=settings.max_pages,
+                ocr=settings.ocr,
+                language_hint=args.language,
+                ocr_page_timeout_s=settings.ocr_page_timeout_s,
+                ocr_budget_s=settings.ocr_budget_s,
+                ocr_dpi=settings.ocr_dpi,
+                tessdata=settings.tessdata,
+            )
         except (ExtractionError, OSError) as exc:
             failures += 1
             kind = exc.kind if isinstance(exc, ExtractionError) else "unreadable"

@@ -20,7 +20,7 @@ _QA_LINE = re.compile(r"^\s*(?:\*\*)?\s*([QA])\s*(\d+)\s*(?:\*\*)?\s*[:.)]\s*(.*
 _KEYWORDS_LINE = re.compile(r"^\s*(?:\*\*)?\s*(?:keywords|ключевые слова)\s*(?:\*\*)?\s*:\s*(.*)$", re.IGNORECASE)
 
 
-MIN_REASON_CHARS = 3  # a score needs a reason (the judge schemas ask for 3 characters; whitespace passes them)
+MIN_REASON_CHARS = 3  # a RACAR score needs a reason (the judge schema asks for 3 characters; whitespace passes it)
 MAX_QUOTES = 3  # the schemas ask for 1-3 evidence quotes per answer; more are cut
 
 
@@ -116,7 +116,9 @@ def parse_generation(text: str) -> GeneratedPairs:
     return result
 
 
-def _dimension_scores(text: str, names: tuple[str, ...], low: int, high: int, who: str) -> dict[str, DimensionScore]:
+def _dimension_scores(
+    text: str, names: tuple[str, ...], low: int, high: int, who: str, min_reason: int = 0
+) -> dict[str, DimensionScore]:
     obj = _json_object(text)
     if obj is None:
         raise ModelOutputError(f"{who} output is not JSON: {' '.join(text.split())[:160]!r}")
@@ -136,7 +138,7 @@ def _dimension_scores(text: str, names: tuple[str, ...], low: int, high: int, wh
             raise ModelOutputError(
                 f"{who} score {score} for {name!r} is outside {low}..{high}", kind="judge_score_out_of_range"
             )
-        if len(reason) < MIN_REASON_CHARS:  # "1," or spaces: inside a string the grammar cannot tell
+        if len(reason) < min_reason:  # "1," or spaces: inside a string the grammar cannot tell
             raise ModelOutputError(
                 f"{who} reason for {name!r} is empty or too short: {reason!r}", kind="judge_reason_missing"
             )
@@ -146,7 +148,7 @@ def _dimension_scores(text: str, names: tuple[str, ...], low: int, high: int, wh
 
 def parse_racar(text: str) -> Racar:
     """Five 1..3 scores with reasons; raises ModelOutputError on a missing dimension or a score out of range."""
-    return Racar(**_dimension_scores(text, RACAR_DIMENSIONS, 1, 3, "judge"))
+    return Racar(**_dimension_scores(text, RACAR_DIMENSIONS, 1, 3, "judge", min_reason=MIN_REASON_CHARS))
 
 
 def parse_car(text: str) -> dict[str, DimensionScore]:

@@ -170,7 +170,7 @@ def test_stats_report_by_journal(tmp_path):
     table = format_table(groups)
     assert "J1" in table and "33.3%" in table
     page = html_report(groups, qa, papers)
-    assert page.count("<svg") == 7 and "relevance scores" in page
+    assert page.count("<svg") == 8 and "relevance scores" in page and "grounding per answer" in page
 
 
 def test_release_check_against_the_sciqag_paper():

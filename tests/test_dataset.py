@@ -321,7 +321,7 @@ def test_release_through_the_real_judge_then_closed_book_eval(tmp_path, free_por
     )
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming: 2 items already graded, 4 answers kept" in second.stderr
-    assert "answered:" not in second.stderr and "graded: 2/2" in second.stderr
+    assert " answered " not in second.stderr and "2/2 graded" in second.stderr
     resumed = [json.loads(line)["id"] for line in results.read_text().splitlines()]
     assert sorted(resumed) == sorted(r["id"] for r in rows)
     assert "B - A" in second.stdout

@@ -43,7 +43,9 @@ from .context import StageContext, record_key
 log = logging.getLogger("sciqag.sink")
 
 STAGE = "sink"
-MAX_BATCH_BYTES = 64 * 1024 * 1024  # a batch stops growing here (with up to one fetch more), whatever its row count
+# a batch stops growing here (with up to one fetch more), whatever its row count: paper texts make records large, and
+# a batch is held in up to four copies (records, decoded, rows, the insert block) while the next one is prepared
+MAX_BATCH_BYTES = 8 * 1024 * 1024
 
 # scored pairs and dead letters; the extracted text and the generator's context for paper_texts / paper_contexts
 SINK_TOPICS = (T.SCORED, T.DLQ, T.EXTRACTED, T.GENERATED)

@@ -295,6 +295,10 @@ class SinkConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.settings.sink_batch_rows,
+            # aiokafka prefetches up to 50 MB by default: with paper texts on two of the four topics that is what a
+            # burst of papers would hold in the sink; a fetch still returns a record larger than this
+            fetch_max_bytes=MAX_BATCH_BYTES,
+            max_partition_fetch_bytes=1024 * 1024,
             **timeouts,
             **aiokafka_security(self.settings),
         )

@@ -10,6 +10,7 @@ exactly once (scored or failed, with its dead letter), with no pair twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -581,7 +582,9 @@ def test_a_burst_of_1000_papers_keeps_the_worker_under_its_memory_bound(tmp_path
     """1,000 papers of ~0.5 MiB each, inline, land on the input topic at once while one worker runs all four agents
     (the LLM behind `vllm serve`, as deployed). The extractor takes the whole burst; the generator is far slower, so
     work piles up in front of it. The worker's memory must stay under the compose file's limit, and the LLM requests
-    in flight under SCIQAG_MAX_IN_FLIGHT."""
+    in flight under SCIQAG_MAX_IN_FLIGHT. ClickHouse is a server of its own, as in the compose file (a chDB engine
+    behind HTTP): an in-process chDB would put the database's memory in the worker's, which the deployment does not
+    (the sink stores every paper's text since issue 18)."""
     from processors.ingest.publish import produce
 
     bound_mib = _compose_memory_limit_mib()
@@ -593,9 +596,13 @@ def test_a_burst_of_1000_papers_keeps_the_worker_under_its_memory_bound(tmp_path
     assert all(r.pdf_bytes for r in records) and len({r.paper_id for r in records}) == BURST
     burst_mib = sum(len(r.pdf_bytes) for r in records) / 2**20
 
-    with tansu_broker(log_file=tmp_path / "tansu.log") as broker:
+    ch_port = embedded.free_port()
+    clickhouse = start_clickhouse_http(tmp_path / "clickhouse", ch_port, tmp_path / "clickhouse.log")
+    with contextlib.ExitStack() as cleanup, tansu_broker(log_file=tmp_path / "tansu.log") as broker:
+        cleanup.callback(stop_process, clickhouse, 10)
         env = {
             **os.environ,
+            "SCIQAG_CLICKHOUSE_DSN": f"http://default@127.0.0.1:{ch_port}/?compress=false",
             "SCIQAG_QUALITY_METRICS": "0",
             "SCIQAG_GENERATION_MAX_TOKENS": "200",
             "SCIQAG_JUDGE_MAX_TOKENS": "200",

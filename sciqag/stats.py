@@ -136,6 +136,13 @@ def _svg_bars(title: str, labels: list[str], counts: list[int], width: int = 320
     return "".join(parts)
 
 
+def _svg_decile_bars(title: str, shares: list[float]) -> str:
+    """A histogram of shares (0..1) in ten 10% bins."""
+    bins = [f"{i * 10}-{i * 10 + 10}%" for i in range(10)]
+    counts = [sum(1 for c in shares if min(int(c * 10), 9) == i) for i in range(10)]
+    return _svg_bars(title, bins, counts, width=520)
+
+
 def html_report(
     groups: list[GroupStats], qa: list[dict], papers: list[dict], title: str = "sciqag-stream corpus"
 ) -> str:
@@ -143,34 +150,15 @@ def html_report(
     for d in RACAR_DIMENSIONS:
         counts = [sum(1 for r in qa if r[d] == s) for s in (1, 2, 3)]
         plots.append(_svg_bars(f"{d} scores", ["1", "2", "3"], counts))
-    bins = [f"{i * 10}-{i * 10 + 10}%" for i in range(10)]
-    coverage = [p.get("coverage") for p in papers if p.get("coverage") is not None]
-    plots.append(
-        _svg_bars(
-            "coverage per paper",
-            bins,
-            [sum(1 for c in coverage if min(int(c * 10), 9) == i) for i in range(10)],
-            width=520,
-        )
-    )
-    support = [r.get("numeric_support") for r in qa if r.get("numeric_support") is not None]
-    plots.append(
-        _svg_bars(
-            "numeric support per answer",
-            bins,
-            [sum(1 for c in support if min(int(c * 10), 9) == i) for i in range(10)],
-            width=520,
-        )
-    )
-    grounding = [r.get("grounding") for r in qa if r.get("grounding") is not None]
-    plots.append(
-        _svg_bars(
-            f"grounding per answer ({len(qa) - len(grounding)} pairs without quotes)",
-            bins,
-            [sum(1 for c in grounding if min(int(c * 10), 9) == i) for i in range(10)],
-            width=520,
-        )
-    )
+    coverage = [p["coverage"] for p in papers if p.get("coverage") is not None]
+    support = [r["numeric_support"] for r in qa if r.get("numeric_support") is not None]
+    grounding = [r["grounding"] for r in qa if r.get("grounding") is not None]
+    for name, shares in (
+        ("coverage per paper", coverage),
+        ("numeric support per answer", support),
+        (f"grounding per answer ({len(qa) - len(grounding)} pairs without quotes)", grounding),
+    ):
+        plots.append(_svg_decile_bars(name, shares))
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADERS)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table_rows(groups))
     return f"""<!doctype html>

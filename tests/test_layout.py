@@ -99,7 +99,7 @@ def test_the_checker_finds_each_broken_rule(tmp_path, file, source, expected):
     assert import_violations(tmp_path) == []
     (tmp_path / file).write_text(source)
     found = import_violations(tmp_path)
-    assert len(found) >= 1 and all(expected in v or "imports" in v for v in found) and any(expected in v for v in found)
+    assert any(expected in v for v in found), found
 
 
 @pytest.mark.parametrize("command", [["check", "."], ["format", "--check", "."]], ids=["lint", "format"])

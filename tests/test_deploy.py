@@ -47,6 +47,21 @@ def test_prometheus_config_and_alert_rules_pass_promtool():
     assert rules.returncode == 0 and "SUCCESS: 6 rules found" in rules.stdout, rules.stdout + rules.stderr
 
 
+def test_alert_rules_fire_on_their_series_and_stay_quiet_on_a_healthy_one():
+    """deploy/prometheus/alerts_test.yml: a dead-letter surge, growing lag, nothing scored (also from a sink that
+    never scored anything since it started), a worker down, LLM errors and a failing feed source each fire; a
+    healthy hour fires none."""
+    proc = subprocess.run(
+        [_tool("promtool"), "test", "rules", str(DEPLOY / "prometheus" / "alerts_test.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0 and "SUCCESS" in proc.stdout, proc.stdout + proc.stderr
+    tested = set(re.findall(r"alertname: (\w+)", (DEPLOY / "prometheus" / "alerts_test.yml").read_text()))
+    defined = set(re.findall(r"- alert: (\w+)", (DEPLOY / "prometheus" / "alerts.yml").read_text()))
+    assert tested == defined, defined ^ tested
+
+
 def _compose_config(tmp_path) -> dict:
     env = tmp_path / "test.env"
     shutil.copy(DEPLOY / "env.example", env)

@@ -57,6 +57,21 @@ SINK_INSERT_SECONDS = Histogram(
     ["table"],
     buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+NEAR_DUPLICATE_CHECKED = Counter(
+    "sciqag_near_duplicate_checked_total",
+    "Stored pairs checked against the corpus for near-duplicate questions, by kind and language.",
+    ["kind", "language"],
+)
+NEAR_DUPLICATES = Counter(
+    "sciqag_near_duplicates_total",
+    "Stored pairs whose question near-duplicates an earlier canonical pair of another paper, by kind and language.",
+    ["kind", "language"],
+)
+NEAR_DUPLICATE_SECONDS = Histogram(
+    "sciqag_near_duplicate_seconds",
+    "Time of the near-duplicate decision for one sink batch (embeddings, index lookups, embeddings insert).",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 SINK_RETRIES = Counter("sciqag_sink_insert_retries_total", "ClickHouse inserts retried after an error.")
 
 # feed ingestion (`sciqag feed`), by source name

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+# the calibrated default moves to sciqag/near_duplicates.py with its calibration (issue 19)
+DEFAULT_DUPLICATE_THRESHOLD = 0.9
+
 
 def _env(name: str, default: str = "") -> str:
     return os.environ.get(f"SCIQAG_{name}", default)
@@ -91,6 +94,14 @@ class Settings:
     # a pair is accepted only if its grounding reaches min_grounding (0: off, as in SciQAG's policies)
     evidence_threshold: float = field(default_factory=lambda: float(_env("EVIDENCE_THRESHOLD", "0.88")))
     min_grounding: float = field(default_factory=lambda: float(_env("MIN_GROUNDING", "0")))
+    # corpus-wide near-duplicate questions (processors/dedup.py): a pair whose question has at least this cosine
+    # similarity to an earlier canonical question of another paper is marked as its duplicate; off: not checked
+    near_duplicates: bool = field(default_factory=lambda: _env("NEAR_DUPLICATES", "1") not in ("0", "false", "no"))
+    duplicate_threshold: float = field(
+        default_factory=lambda: float(_env("DUPLICATE_THRESHOLD", str(DEFAULT_DUPLICATE_THRESHOLD)))
+    )
+    embeddings_model: str = field(default_factory=lambda: _env("EMBEDDINGS_MODEL"))  # empty: bundled MiniLM
+    embeddings_dims: int = field(default_factory=lambda: int(_env("EMBEDDINGS_DIMS", "384")))
     # extraction and input limits
     max_pdf_bytes: int = field(default_factory=lambda: int(_env("MAX_PDF_BYTES", str(50 * 1024 * 1024))))
     max_inline_bytes: int = field(default_factory=lambda: int(_env("MAX_INLINE_BYTES", str(800 * 1024))))

@@ -26,6 +26,7 @@ from schemas import topics as T
 from schemas.ddl import DLQ_TABLE
 
 from .. import metrics
+from ..dedup import UNCHECKED, NearDuplicates, PairView, with_decision
 from ..errors import StoreError
 from ..kafka import aiokafka_security, bootstrap_servers, group_timeouts
 from ..settings import Settings
@@ -60,6 +61,7 @@ class SinkBatch:
     """One sink batch, checked and sorted, ready to insert."""
 
     scored: list = field(default_factory=list)  # the records of scored pairs that passed the check
+    views: list = field(default_factory=list)  # what the near-duplicate decision reads of each (PairView)
     paper_rows: list = field(default_factory=list)
     dlq_rows: list = field(default_factory=list)
     completed: list = field(default_factory=list)  # QAScored records that complete a paper
@@ -78,6 +80,7 @@ class Sink:
         self.ctx = ctx
         self._kill_after_batches = ctx.settings.fault_kill_after_sink_batches
         self._batches = 0
+        self._dedup_warned = False
 
     async def prepare(self, records: list) -> SinkBatch:
         """Check and sort one batch; records that fail are dead-lettered here. Python work only, so the sink's
@@ -98,6 +101,7 @@ class Sink:
                     await self.ctx.reject(STAGE, exc, paper_id=record_key(record), event=record)
                     continue
                 batch.scored.append(record)
+                batch.views.append(PairView.of(check))
                 if rec is not None:
                     batch.paper_rows.append(paper_row_scored(rec))
                     batch.completed.append(rec)
@@ -155,7 +159,12 @@ class Sink:
         """Insert a prepared batch, retrying until ClickHouse took it (its offsets are committed after this)."""
         started = time.perf_counter()
         store = self.ctx.store
-        stored = await self._store_scored(batch.scored)
+        decisions = await self._near_duplicate_decisions(batch.views)
+        stored = await self._store_scored(batch.scored, decisions)
+        if stored and self.ctx.settings.near_duplicates:
+            await self._insert_until_stored(
+                "qa_pairs", lambda: NearDuplicates(store(), self.ctx.settings).recheck(batch.views, decisions), True
+            )
         await self._insert_until_stored(
             "paper_texts", lambda: store().insert_paper_texts(batch.text_rows), bool(batch.text_rows)
         )
@@ -187,11 +196,33 @@ class Sink:
             )
             os.kill(os.getpid(), signal.SIGKILL)
 
-    async def _store_scored(self, records: list) -> int:
-        """Insert the scored pairs; returns how many were stored (the rest were dead-lettered)."""
+    async def _near_duplicate_decisions(self, views: list[PairView]) -> list:
+        """Each pair's near-duplicate decision (processors/dedup.py), made before the pairs are stored; retried
+        while ClickHouse is away. Without the embeddings model the pairs are stored unchecked, with a warning."""
+        if not views or not self.ctx.settings.near_duplicates:
+            return [UNCHECKED] * len(views)
+        dedup = NearDuplicates(self.ctx.store(), self.ctx.settings)
+        delay = 0.5
+        while True:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(None, dedup.decide, views)
+            except StoreError as exc:
+                metrics.SINK_RETRIES.inc()
+                log.warning("sink: near-duplicate lookup failed: %s; retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            except Exception as exc:  # the embeddings model is missing or broken: pairs still flow, unchecked
+                if not self._dedup_warned:
+                    log.warning("sink: near-duplicate questions are not checked: %s", exc)
+                    self._dedup_warned = True
+                return [UNCHECKED] * len(views)
+
+    async def _store_scored(self, records: list, decisions: list) -> int:
+        """Insert the scored pairs with their near-duplicate decisions; returns how many were stored (the rest
+        were dead-lettered)."""
         if not records:
             return 0
-        payloads = [r.value for r in records]
+        payloads = [with_decision(r.value, d) for r, d in zip(records, decisions, strict=True)]
         started = time.perf_counter()
         try:
             await asyncio.get_running_loop().run_in_executor(None, lambda: self.ctx.store().insert_qa_json(payloads))
@@ -207,9 +238,9 @@ class Sink:
         # ClickHouse away, or a record it cannot read: find the records that are not valid QAScored, store the rest
         # as rows (retrying until stored); any error from here on is ClickHouse's
         rows = []
-        for record in records:
+        for record, decision in zip(records, decisions, strict=True):
             try:
-                rows.append(qa_row(decode(record.value, QAScored)))
+                rows.append(qa_row(decode(record.value, QAScored), decision))
             except RecordError as exc:
                 await self.ctx.reject(STAGE, exc, paper_id=record_key(record), event=record)
         await self._insert_until_stored("qa_pairs", lambda: self.ctx.store().insert_qa(rows), bool(rows))

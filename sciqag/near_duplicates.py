@@ -7,8 +7,9 @@ stays canonical), and a chain a -> b -> c cannot form: c can only point at a can
 multiple-choice items are compared only within their own kind (the caller keeps them apart).
 
 `cross_paper_duplicates` is that rule by exact brute force: the reference the stream's vector-index path is
-tested against, and what the SciQAG release check uses. The calibration is `python -m benchmarks.near_duplicate_
-threshold` (tests/data/question_pairs.jsonl, the SciQAG release records) and BENCHMARKS.md, 2026-12-01 (2).
+tested against, and what the SciQAG release check uses. The calibration:
+`python -m benchmarks.near_duplicate_threshold` (tests/data/question_pairs.jsonl, the SciQAG release records) and
+BENCHMARKS.md, 2026-12-01 (2).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ import numpy as np
 # - English, 25 paraphrases vs 30 hard non-paraphrases (one material, quantity or condition swapped; cause and
 #   effect reversed): at 0.92 precision 0.59, recall 0.64 (0.70 / 0.64 with the specifics guard below). Raising the
 #   threshold buys no precision: the hardest non-paraphrases sit ABOVE most paraphrases ("How does A affect B?" vs
-#   "How does B affect A?" 0.994, "advantages" vs "disadvantages" 0.973, CdSe vs CdS 0.972), so 0.95 keeps 6 of the 7
-#   false duplicates of 0.92 and loses half the recall (0.32); 0.92 leaves out what 0.90-0.91 add (a platinum vs a
-#   carbon counter electrode, 0.908). Below 0.90 the false duplicates grow faster than the recall.
+#   "How does B affect A?" 0.994, "advantages" vs "disadvantages" 0.973, CdSe vs CdS 0.972), so 0.95 keeps 9 of
+#   the 11 false duplicates of 0.92 (6 of 7 with the guard) and halves the recall (0.32); 0.92 leaves out what
+#   0.90-0.91 add (a platinum vs a carbon counter electrode, 0.908). Below 0.90 the false duplicates grow faster
+#   than the recall (0.85: 17 of 30 flagged, recall 0.76).
 # - SciQAG release, 400 questions of 40 distinct analytical-chemistry papers: at 0.92 one question is a
 #   cross-paper duplicate ("What were the key findings of the study?" after "... of this study?", 0.925); the next
 #   pairs (0.87 LLE drawbacks; 0.84 "advantage of SPE" vs "what is SPE and how is it used") are partial or not

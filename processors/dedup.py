@@ -28,6 +28,8 @@ from datetime import datetime, timedelta
 import msgspec
 import numpy as np
 
+from sciqag.near_duplicates import question_specifics, question_text_for_embedding, threshold_for
+
 from . import metrics
 from .settings import Settings
 from .store import Store, now
@@ -45,6 +47,12 @@ class PairView(msgspec.Struct, gc=False, kw_only=True):
     question: str
     kind: str = "open"
     language: str = "en"
+    options: list[str] = []
+
+    @property
+    def embedded_text(self) -> str:
+        """What is embedded: the question, with its options for a multiple-choice item (sciqag/near_duplicates.py)."""
+        return question_text_for_embedding(self.question, self.options if self.kind == "mcq" else None)
 
     @classmethod
     def of(cls, record) -> PairView:
@@ -55,6 +63,7 @@ class PairView(msgspec.Struct, gc=False, kw_only=True):
             question=record.question,
             kind=record.kind,
             language=record.language,
+            options=list(record.options),
         )
 
 
@@ -126,7 +135,7 @@ class NearDuplicates:
             else:
                 first_of[pairs[i].qa_id] = i
         if new:
-            vectors = self._embed([pairs[i].question for i in new])
+            vectors = self._embed([pairs[i].embedded_text for i in new])
             self._decide_new(pairs, new, vectors, decisions)
             for j, i in enumerate(new):
                 decisions[i].vector = vectors[j]
@@ -173,22 +182,26 @@ class NearDuplicates:
         for j, i in enumerate(new):
             p = pairs[i]
             stamp = start + timedelta(microseconds=j)  # the batch's order, strictly increasing
-            best: tuple[float, str] | None = None
+            specifics = question_specifics(p.question)
+            best: tuple[float, str] | None = None  # the most similar earlier canonical question of another paper
             for n in neighbours[i]:
                 state = states.get(n["qa_id"])
-                # a neighbour counts if its pair is still stored, canonical, and was stored before this one
+                # a neighbour counts if its pair is still stored, canonical, stored before this one, and asks about
+                # the same numbers and formulas (an embedding blurs CdSe and CdS)
                 if state is None or state["duplicate_of"] or state["first_stored_at"] >= stamp:
+                    continue
+                if question_specifics(n["question"]) != specifics:
                     continue
                 if best is None or n["similarity"] > best[0]:
                     best = (float(n["similarity"]), n["qa_id"])
             for jj in batch_canonical:
                 q = pairs[new[jj]]
-                if q.kind != p.kind or q.paper_id == p.paper_id:
+                if q.kind != p.kind or q.paper_id == p.paper_id or question_specifics(q.question) != specifics:
                     continue
                 sim = float(vectors[j] @ vectors[jj])
                 if best is None or sim > best[0]:
                     best = (sim, q.qa_id)
-            if best is not None and best[0] >= self.threshold:
+            if best is not None and best[0] >= threshold_for(p.language, self.threshold):
                 decisions[i] = Decision(best[1], round(best[0], 4), stamp)
             else:
                 decisions[i] = Decision("", round(best[0], 4) if best else 0.0, stamp)
@@ -203,10 +216,13 @@ class NearDuplicates:
         mine = {p.qa_id for p, _ in fresh}
         marks: dict[tuple[str, str], tuple[str, float]] = {}  # (paper_id, qa_id) -> (canonical qa_id, similarity)
         for p, d in fresh:
+            limit, specifics = threshold_for(p.language, self.threshold), question_specifics(p.question)
             similar = [
                 n
                 for n in self.store.nearest_questions(d.vector, p.kind, p.paper_id, NEIGHBOURS)
-                if n["similarity"] >= self.threshold and n["qa_id"] not in mine
+                if n["similarity"] >= limit
+                and n["qa_id"] not in mine
+                and question_specifics(n["question"]) == specifics
             ]
             if not similar:
                 continue

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-# the calibrated default moves to sciqag/near_duplicates.py with its calibration (issue 19)
-DEFAULT_DUPLICATE_THRESHOLD = 0.9
+from sciqag.near_duplicates import DEFAULT_THRESHOLD as DEFAULT_DUPLICATE_THRESHOLD
 
 
 def _env(name: str, default: str = "") -> str:

@@ -198,7 +198,7 @@ def _values(row: dict[str, Any], columns: list[str], table: str) -> list:
 # the nearest stored questions of one kind, other papers only: the HNSW index returns the nearest rows, the filters
 # apply after it (post-filtering), so it fetches `vector_search_index_fetch_multiplier` times more to keep k
 NEAREST_QUESTIONS_SQL = (
-    "SELECT qa_id, paper_id, 1 - cosineDistance(embedding, {{vector:Array(Float32)}}) AS similarity "
+    "SELECT qa_id, paper_id, question, 1 - cosineDistance(embedding, {{vector:Array(Float32)}}) AS similarity "
     "FROM `{database}`.{table} WHERE kind = {{kind:String}} AND paper_id != {{paper_id:String}} "
     "ORDER BY cosineDistance(embedding, {{vector:Array(Float32)}}) LIMIT {{k:UInt32}}"
 )
@@ -339,7 +339,7 @@ class Store:
         self, vector: Sequence[float], kind: str, paper_id: str, k: int, table: str = QA_EMBEDDINGS_TABLE
     ) -> list[dict]:
         """The k stored questions of this kind nearest to `vector` (cosine, through the HNSW index), from papers other
-        than `paper_id`: [{qa_id, paper_id, similarity}], most similar first."""
+        than `paper_id`: [{qa_id, paper_id, question, similarity}], most similar first."""
         sql = NEAREST_QUESTIONS_SQL.format(database=self.database, table=table)
         params = {"vector": [float(x) for x in vector], "kind": kind, "paper_id": paper_id, "k": k}
         with self._lock:
@@ -448,12 +448,19 @@ class Store:
         )
         return {r["paper_id"]: r for r in rows}
 
-    def qa_rows(self, paper_ids: Iterable[str] | None = None) -> list[dict]:
-        where, params = "", None
+    def qa_rows(self, paper_ids: Iterable[str] | None = None, *, duplicates: bool = True) -> list[dict]:
+        """The stored pairs (of these papers); duplicates=False leaves out the near-duplicates of other papers'
+        pairs (processors/dedup.py)."""
+        conditions, params = [], {}
         if paper_ids is not None:
-            where, params = "WHERE paper_id IN {ids:Array(String)}", {"ids": list(paper_ids)}
+            conditions.append("paper_id IN {ids:Array(String)}")
+            params["ids"] = list(paper_ids)
+        if not duplicates:
+            conditions.append("duplicate_of = ''")
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         return self.query(
-            f"SELECT * FROM `{self.database}`.{QA_TABLE} FINAL {where} ORDER BY paper_id, kind, pair_index", params
+            f"SELECT * FROM `{self.database}`.{QA_TABLE} FINAL {where} ORDER BY paper_id, kind, pair_index",
+            params or None,
         )
 
     def close(self) -> None:

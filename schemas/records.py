@@ -271,6 +271,7 @@ class QAScoredCheck(msgspec.Struct, gc=False, kw_only=True):
     # and what the sink's near-duplicate decision reads (processors/dedup.py), with QAScored's defaults
     kind: str = "open"
     language: str = "en"
+    options: list[str] = []
 
     @property
     def completes_paper(self) -> bool:

@@ -14,6 +14,11 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["jsonl", "mera"], default="jsonl")
     p.add_argument("--all", action="store_true", help="mera: include items the judge did not accept")
     p.add_argument("--out", type=Path, help="output file (default: standard output)")
+    p.add_argument(
+        "--with-duplicates",
+        action="store_true",
+        help="also export the pairs marked as near-duplicates of another paper's pair (left out by default)",
+    )
     common_options(p)
 
 
@@ -25,6 +30,9 @@ def export(args) -> int:
 
     with open_store(settings_from(args)) as store:
         rows = store.qa_rows()
+    duplicates = sum(1 for r in rows if r["duplicate_of"])
+    if not args.with_duplicates:
+        rows = [r for r in rows if not r["duplicate_of"]]
     if args.format == "mera":
         records = to_mera(mera_items(rows, accepted_only=not args.all))
     else:
@@ -38,6 +46,9 @@ def export(args) -> int:
             out.close()
     if args.out:
         print(f"wrote {len(records)} {'items' if args.format == 'mera' else 'pairs'} to {args.out}", file=sys.stderr)
+    if duplicates:
+        what = "included" if args.with_duplicates else "left out (--with-duplicates keeps them)"
+        print(f"{duplicates} near-duplicates of other papers' pairs {what}", file=sys.stderr)
     return 0
 
 

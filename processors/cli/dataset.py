@@ -36,6 +36,12 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         help="keep only pairs whose located evidence quotes cover at least this share of the answer's "
         "content words and numbers (0-1; default 0: no filter)",
     )
+    d.add_argument(
+        "--with-duplicates",
+        action="store_true",
+        help="keep the pairs marked as near-duplicates of another paper's pair (left out by default); test "
+        "questions that near-duplicate a train question are removed either way",
+    )
     common_options(d)
     d = dsub.add_parser(
         "import-sciqag",
@@ -74,6 +80,7 @@ def run(args) -> int:
             seed=args.seed,
             policy=args.policy,
             min_grounding=args.min_grounding,
+            with_duplicates=args.with_duplicates,
         )
 
     from ..jobs.release_import import import_release

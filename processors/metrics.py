@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Callable, Iterable
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 PAPERS = Counter(
     "sciqag_papers_total", "Papers leaving a stage, by outcome (ok | failed | scored).", ["stage", "outcome"]
@@ -89,3 +91,33 @@ FEED_ERRORS = Counter(
 FEED_LAST_SUCCESS = Gauge(
     "sciqag_feed_last_success_timestamp_seconds", "When a source was last polled successfully.", ["source"]
 )
+
+
+class _AssignedPartitions:
+    """`sciqag_partition_assigned{group, topic, partition}` = 1 for each partition this worker's consumers hold now,
+    read from the consumers at scrape time (nothing stale after a rebalance). Which member of a scaled-out stage
+    holds which partitions; the embedded Tansu broker does not report assignments in DescribeGroups."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, Callable[[], Iterable[tuple[str, int]]]] = {}
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(
+            "sciqag_partition_assigned",
+            "Partitions assigned to this worker now, by consumer group (1 per partition held).",
+            labels=["group", "topic", "partition"],
+        )
+        for group, assignment in list(self.sources.items()):
+            try:
+                held = sorted(assignment())
+            except Exception:  # a consumer not started yet or stopping: it holds nothing
+                held = []
+            for topic, partition in held:
+                family.add_metric([group, topic, str(partition)], 1)
+        yield family
+
+
+ASSIGNED_PARTITIONS = _AssignedPartitions()
+REGISTRY.register(ASSIGNED_PARTITIONS)

@@ -312,6 +312,7 @@ class SinkConsumer:
         self.group_id = sink_group(app_id)
         self.monitor = monitor  # Faust's PrometheusMonitor: committed and end offsets per partition (consumer lag)
         self.faust_metrics = faust_metrics  # records received per topic, as Faust counts them for its agents
+        self.consumer = None  # the running aiokafka consumer (its assignment is a metric: metrics.ASSIGNED_PARTITIONS)
 
     def _consumer(self):
         from aiokafka import AIOKafkaConsumer
@@ -335,7 +336,7 @@ class SinkConsumer:
         )
 
     async def run(self) -> None:
-        consumer = self._consumer()
+        consumer = self.consumer = self._consumer()
         await consumer.start()
         storing: asyncio.Future | None = None  # the previous batch: stored, then committed
         try:

@@ -245,12 +245,15 @@ EMBEDDING_COLUMNS: list[tuple[str, str]] = [
 
 def embeddings_table_ddl(database: str, dims: int = EMBEDDING_DIMS, table: str = QA_EMBEDDINGS_TABLE) -> str:
     """The embeddings table with its HNSW index (cosine). Vector similarity indexes are in ClickHouse >= 25.8 (and
-    the chDB of this project); ORDER BY kind first, so the kind filter reads only that kind's granules."""
+    the chDB of this project). PARTITION BY kind: each kind has its own parts, so its own HNSW graphs, and the kind
+    filter prunes whole partitions. Not ORDER BY kind alone: a filter on a primary-key prefix that leaves out some
+    granules of a part makes ClickHouse pre-filter that part, i.e. scan it without the index (benchmarks/
+    vector_index.py: at 100k vectors the lookup was a full scan, as slow as the table without the index)."""
     cols = ",\n    ".join(f"{name} {type_}" for name, type_ in EMBEDDING_COLUMNS)
     return (
         f"CREATE TABLE IF NOT EXISTS `{database}`.{table} (\n    {cols},\n"
         f"    INDEX question_hnsw embedding TYPE vector_similarity('hnsw', 'cosineDistance', {int(dims)})\n"
-        ") ENGINE = MergeTree ORDER BY (kind, paper_id, qa_id)"
+        ") ENGINE = MergeTree PARTITION BY kind ORDER BY (kind, paper_id, qa_id)"
     )
 
 

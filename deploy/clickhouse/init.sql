@@ -296,7 +296,7 @@ CREATE TABLE IF NOT EXISTS `sciqag`.qa_embeddings (
     embedding Array(Float32),
     first_stored_at DateTime64(6, 'UTC'),
     INDEX question_hnsw embedding TYPE vector_similarity('hnsw', 'cosineDistance', 384)
-) ENGINE = MergeTree ORDER BY (kind, paper_id, qa_id);
+) ENGINE = MergeTree PARTITION BY kind ORDER BY (kind, paper_id, qa_id);
 
 CREATE TABLE IF NOT EXISTS `sciqag`.qa_scored_json_v4 (
     paper Tuple(paper_id String, doi String, title String, journal String, categories Array(String), source_uri String, source_feed String),

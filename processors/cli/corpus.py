@@ -73,6 +73,12 @@ def stats(args) -> int:
         f"\n{len(scored)} papers scored, {failed} failed; {len(qa)} pairs "
         f"({sum(1 for r in qa if r['kind'] == 'mcq')} multiple-choice)"
     )
+    overall = groups[0]
+    if overall.checked:
+        print(
+            f"near-duplicates of other papers' pairs: {overall.duplicates} of {overall.checked} checked pairs "
+            f"({overall.duplicate_rate:.1%}; threshold {settings.duplicate_threshold}); `export` leaves them out"
+        )
     target = args.html or settings.data_dir / "stats.html"
     target.write_text(html_report(groups, qa, scored), encoding="utf-8")
     print(f"HTML report: {target}")

@@ -133,6 +133,17 @@ def test_real_papers_end_to_end(tmp_path, free_port):
     assert metric(result.metrics, "sciqag_dlq_total", stage="extractor") == 0
     assert metric(result.metrics, "sciqag_llm_tokens_total", role="generator", kind="generated") > 0
     assert metric(result.metrics, "sciqag_racar_score_count", dimension="accuracy") == len(qa)
+    # distinct real papers: every pair checked for near-duplicates across papers, few or none found (issue 19)
+    duplicates = [r for r in qa if r["duplicate_of"]]
+    print(
+        f"near-duplicates among the real papers' {len(qa)} pairs: {len(duplicates)}",
+        [r["question"] for r in duplicates],
+    )
+    assert all(r["duplicate_similarity"] is not None for r in qa)
+    assert len(duplicates) <= max(1, len(qa) // 20)
+    assert sum(metric(result.metrics, "sciqag_near_duplicate_checked_total", kind=k) for k in ("open", "mcq")) == len(
+        qa
+    )
     assert any(name.startswith("faust_") for name, _ in result.metrics)  # Faust's own monitor is exported too
     print(
         f"\nend-to-end: {result.summary.get('wall_seconds', 0):.0f} s, {len(qa)} pairs, "

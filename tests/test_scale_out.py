@@ -319,3 +319,97 @@ def test_two_workers_of_each_role_one_of_each_killed_lose_nothing_and_prometheus
     # below runs those against `vllm serve`)
     empty = [(title, expr) for (title, expr), result in dashboard.items() if not result and "vllm:" not in expr]
     assert not empty, f"dashboard queries without data: {empty}"
+
+
+REAL_PAPERS = 4
+REAL_ARGS = ["--pairs", "1", "--keywords", "3", "--mcq", "0", "--max-context-tokens", "400", "--max-model-len", "4096"]
+
+
+def test_two_llm_workers_share_one_vllm_serve_and_one_killed_loses_nothing(tmp_path, vllm_server):
+    """The same topology on the real engine: two generator+judge workers share one `vllm serve` (bundled model), one
+    is SIGKILLed after its first judged paper; Prometheus scrapes the workers and vLLM, and the dashboard's vLLM
+    queries return data."""
+    from processors.settings import Settings
+    from processors.store import Store
+
+    inbox = tmp_path / "inbox"
+    papers = write_papers(inbox, REAL_PAPERS)
+    expected = {record_for_file(p).paper_id for p in papers}
+    ch_port = free_port()
+    dsn = f"http://default@127.0.0.1:{ch_port}/?compress=false"
+    clickhouse = start_clickhouse_http(tmp_path / "clickhouse", ch_port, tmp_path / "clickhouse.log")
+    names = {"extractor-1": "extractor", "llm-1": "generator,judge", "llm-2": "generator,judge", "sink-1": "sink"}
+    ports = {n: free_port() for n in names}
+    vllm_target = vllm_server.split("//", 1)[1]
+    prometheus = Prometheus(
+        tmp_path / "prometheus", [(n, SHORT[r], ports[n]) for n, r in names.items()], {"vllm": [vllm_target]}
+    )
+    try:
+        with tansu_broker(log_file=tmp_path / "tansu.log") as broker:
+            env = worker_env(
+                SCIQAG_CLICKHOUSE_DSN=dsn,
+                SCIQAG_LLM_URL=f"{vllm_server}/v1",
+                SCIQAG_MODEL="sciqag-llm",
+                SCIQAG_FILE_ROOTS=str(inbox),
+                SCIQAG_QUALITY_METRICS="0",
+                SCIQAG_KAFKA_SESSION_TIMEOUT_S="6",
+                SCIQAG_GENERATION_MAX_TOKENS="400",
+                SCIQAG_JUDGE_MAX_TOKENS="240",
+            )
+            dep = Deployment(tmp_path, broker, env)
+            import asyncio
+
+            asyncio.run(create_topics(dep.bootstrap, PARTITIONS))
+            try:
+                for name, role in names.items():
+                    dep.start_worker(name, role, ports[name], REAL_ARGS)
+                wait_until(
+                    lambda: all(len(h) == 2 and all(h.values()) for h in [_holders(dep.workers, "generator,judge")]),
+                    180,
+                    "both LLM workers holding partitions",
+                )
+                _publish(dep, papers)
+                victim = next(w for w in dep.workers if w.name == "llm-1")
+                survivor = next(w for w in dep.workers if w.name == "llm-2")
+                wait_until(
+                    lambda: metric(victim.metrics(), "sciqag_papers_total", stage="judge") >= 1,
+                    600,
+                    "llm-1 judging a paper",
+                    poll=0.5,
+                    on_fail=lambda: victim.log.read_text()[-3000:],
+                )
+                dep.kill(victim)
+                took = wait_until(
+                    lambda: _covers_all(h := _holders(dep.workers, "generator,judge"), "generator,judge") and h,
+                    120,
+                    "llm-2 taking over",
+                )
+                rebalance_s = time.monotonic() - victim.killed_at
+                store = Store(Settings(clickhouse_dsn=dsn))
+                wait_until(
+                    lambda: _stored(store)["paper_ids"] >= REAL_PAPERS and dep.lag() == {APP_GROUP: 0, SINK_GROUP: 0},
+                    900,
+                    "every paper stored and lag 0",
+                    poll=3,
+                    on_fail=lambda: f"{_stored(store)} {dep.lag()}\n{survivor.log.read_text()[-3000:]}",
+                )
+                stored = _stored(store)
+                ids = Counter(r["paper_id"] for r in store.query("SELECT paper_id FROM sciqag.papers FINAL"))
+                store.close()
+                prometheus.wait_scraped()
+                vllm_queries = {(t, e): prometheus.query(e) for t, e in dashboard_queries() if "vllm:" in e}
+                targets = prometheus.targets()
+            finally:
+                dep.stop()
+    finally:
+        prometheus.stop()
+        stop_process(clickhouse, 10)
+    print(
+        f"real engine: {REAL_PAPERS} papers, llm-1 killed, llm-2 held {sorted(took['llm-2'])} {rebalance_s:.1f} s "
+        f"later; stored {stored}"
+    )
+    assert set(ids) == expected and max(ids.values()) == 1
+    assert stored["pairs"] == stored["pair_ids"]
+    assert targets[vllm_target]["health"] == "up"
+    empty = [(t, e) for (t, e), result in vllm_queries.items() if not result]
+    assert vllm_queries and not empty, f"dashboard vLLM queries without data: {empty}"

@@ -7,13 +7,15 @@ import sys
 import time
 from pathlib import Path
 
-from . import extraction, grounding, llm_stage, near_duplicate_threshold, sink
+from . import extraction, grounding, llm_stage, near_duplicate_threshold, sink, vector_index
 from .common import format_table, machine, save
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run every benchmark and print one table of ratios.")
-    parser.add_argument("--only", help="comma-separated subset of extraction,grounding,near_duplicates,sink,llm")
+    parser.add_argument(
+        "--only", help="comma-separated subset of extraction,grounding,near_duplicates,vector_index,sink,llm"
+    )
     parser.add_argument("--model", default="", help="model folder for the LLM benchmarks (default: bundled)")
     parser.add_argument("--sizes", default="10,100,1000", help="paper counts for the overhead scaling runs")
     parser.add_argument("--pairs", type=int, default=10)
@@ -22,9 +24,12 @@ def main() -> None:
         "--copies", type=int, default=1, help="stream each real PDF this many times in the LLM benchmark"
     )
     parser.add_argument("--sink-rows", type=int, default=100_000)
+    parser.add_argument(
+        "--vector-sizes", default="10k,100k,1M", help="stored vectors for the vector index benchmark (e.g. 10k,100k)"
+    )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
-    chosen = set((args.only or "extraction,grounding,near_duplicates,sink,llm").split(","))
+    chosen = set((args.only or "extraction,grounding,near_duplicates,vector_index,sink,llm").split(","))
     started = time.time()
     rows = []
     if "extraction" in chosen:
@@ -33,6 +38,8 @@ def main() -> None:
         rows += grounding.run()
     if "near_duplicates" in chosen:
         rows += near_duplicate_threshold.run()
+    if "vector_index" in chosen:
+        rows += vector_index.run(vector_index.parse_sizes(args.vector_sizes))
     if "sink" in chosen:
         rows += sink.run(args.sink_rows)
     if "llm" in chosen:

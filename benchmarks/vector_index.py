@@ -169,6 +169,13 @@ def _exact(x: np.ndarray, paper: np.ndarray, mcq: np.ndarray, queries: list[tupl
 
 def _lookups(store, table: str, queries: list[tuple], truth: list[set[int]]) -> dict:
     """Latencies (ms) of nearest_questions over the queries, recall@K against the truth, rule violations."""
+    from processors import store as store_module
+
+    sql = store_module.NEAREST_QUESTIONS_SQL.format(database=store.database, table=table)
+    params = {"vector": queries[0][0].tolist(), "kind": "open", "paper_id": "pbench-warmup", "k": K}
+    plan = store._client.query(f"EXPLAIN indexes = 1 {sql}", parameters=params, settings=store_module.NEAREST_SETTINGS)
+    # with the index, the distances come from it (the _distance column); without, the query computes them
+    index_used = any("_distance" in line for (line,) in plan.result_rows)
     for kind in ("open", "mcq"):  # the first query of a kind loads its graphs into the index cache
         store.nearest_questions(queries[0][0], kind, "pbench-warmup", K, table=table)
     latencies, cpu, recalls, short, own = [], [], [], 0, 0
@@ -190,6 +197,7 @@ def _lookups(store, table: str, queries: list[tuple], truth: list[set[int]]) -> 
         "short": short,
         "own": own,
         "n": len(queries),
+        "index_used": index_used,
     }
 
 
@@ -329,8 +337,9 @@ def _lookup_rows(n: int, idx: dict, flat: dict, parts: dict, label: str) -> list
             flat["p99"],
             note=f"Store.nearest_questions k={K}: p50 {idx['p50']:.1f} ms, CPU p50 {idx['cpu_p50']:.1f} ms over "
             f"{idx['n']} queries (scan: p50 {flat['p50']:.1f} ms, CPU {flat['cpu_p50']:.1f} ms over {flat['n']}); "
-            f"parts: {parts_text}; target p99 < {P99_TARGET_MS:g} ms: {p99_ok}; fewer than {K} found: "
-            f"{idx['short']}; own paper returned: {idx['own']}; load average {os.getloadavg()[0]:.1f}",
+            f"index used: {'yes' if idx['index_used'] else 'NO'}; parts: {parts_text}; target p99 < "
+            f"{P99_TARGET_MS:g} ms: {p99_ok}; fewer than {K} found: {idx['short']}; own paper returned: "
+            f"{idx['own']}; load average {os.getloadavg()[0]:.1f}",
         ),
         Row(
             "vector_index",

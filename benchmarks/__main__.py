@@ -14,7 +14,7 @@ from .common import format_table, machine, save
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run every benchmark and print one table of ratios.")
     parser.add_argument(
-        "--only", help="comma-separated subset of extraction,grounding,near_duplicates,vector_index,sink,llm"
+        "--only", help="comma-separated subset of extraction,grounding,near_duplicates,vector_index,sink,llm,scaling"
     )
     parser.add_argument("--model", default="", help="model folder for the LLM benchmarks (default: bundled)")
     parser.add_argument("--sizes", default="10,100,1000", help="paper counts for the overhead scaling runs")
@@ -29,7 +29,7 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
-    chosen = set((args.only or "extraction,grounding,near_duplicates,vector_index,sink,llm").split(","))
+    chosen = set((args.only or "extraction,grounding,near_duplicates,vector_index,sink,llm,scaling").split(","))
     started = time.time()
     rows = []
     if "extraction" in chosen:
@@ -50,6 +50,10 @@ def main() -> None:
             mcq=args.mcq,
             copies=args.copies,
         )
+    if "scaling" in chosen:
+        from . import scaling  # starts brokers and workers: only when chosen
+
+        rows += scaling.run()
     print(
         f"\nsciqag-stream benchmarks — {machine()} — {time.strftime('%Y-%m-%d %H:%M')} — "
         f"{time.time() - started:.0f} s\n"

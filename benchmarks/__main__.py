@@ -7,14 +7,15 @@ import sys
 import time
 from pathlib import Path
 
-from . import extraction, grounding, llm_stage, near_duplicate_threshold, sink, vector_index
+from . import dedup_step, extraction, grounding, llm_stage, near_duplicate_threshold, sink, vector_index
 from .common import format_table, machine, save
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run every benchmark and print one table of ratios.")
     parser.add_argument(
-        "--only", help="comma-separated subset of extraction,grounding,near_duplicates,vector_index,sink,llm,scaling"
+        "--only",
+        help="comma-separated subset of extraction,grounding,near_duplicates,vector_index,dedup_step,sink,llm,scaling",
     )
     parser.add_argument("--model", default="", help="model folder for the LLM benchmarks (default: bundled)")
     parser.add_argument("--sizes", default="10,100,1000", help="paper counts for the overhead scaling runs")
@@ -29,7 +30,9 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
-    chosen = set((args.only or "extraction,grounding,near_duplicates,vector_index,sink,llm,scaling").split(","))
+    chosen = set(
+        (args.only or "extraction,grounding,near_duplicates,vector_index,dedup_step,sink,llm,scaling").split(",")
+    )
     started = time.time()
     rows = []
     if "extraction" in chosen:
@@ -40,6 +43,8 @@ def main() -> None:
         rows += near_duplicate_threshold.run()
     if "vector_index" in chosen:
         rows += vector_index.run(vector_index.parse_sizes(args.vector_sizes))
+    if "dedup_step" in chosen:
+        rows += dedup_step.run()
     if "sink" in chosen:
         rows += sink.run(args.sink_rows)
     if "llm" in chosen:

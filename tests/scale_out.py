@@ -94,6 +94,26 @@ async def group_lag(bootstrap: str) -> dict[str, int]:
         await reader.stop()
 
 
+async def group_members(bootstrap: str, groups: list[str]) -> dict[str, int]:
+    """Members per consumer group (Tansu 0.6 answers DescribeGroups with the members, not their assignments)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaConnectionError
+
+    for attempt in range(3):  # Tansu closed the connection once in a few tries here; the next one answered
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            answers = await admin.describe_consumer_groups(groups)
+            break
+        except KafkaConnectionError:
+            if attempt == 2:
+                raise
+        finally:
+            await admin.close()
+    # each group: (error_code, group, state, protocol_type, protocol, members)
+    return {g[1]: len(g[5]) for answer in answers for g in answer.groups}
+
+
 @dataclass
 class Worker:
     name: str
@@ -195,9 +215,10 @@ def wait_until(predicate, timeout: float, what: str, poll: float = 0.5, on_fail=
 
 def prometheus_config(workers: list[tuple[str, str, int]], port: int, extra_jobs: dict[str, list[str]]) -> dict:
     """deploy/prometheus/prometheus.yml with the workers' DNS discovery replaced by their ports here: the same job,
-    the same target label the relabelling sets, the same rule files; a scrape a second instead of 15 s."""
+    the same target label the relabelling sets, the same rule files; a scrape every 2 s instead of 15 s."""
     config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
-    config["global"]["scrape_interval"] = "1s"
+    config["global"]["scrape_interval"] = "2s"  # the timeout is at most the interval: a loaded worker answers in 1-2 s
+    config["global"]["scrape_timeout"] = "2s"
     config["global"]["evaluation_interval"] = "1s"
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     workers_job = jobs["sciqag-workers"]

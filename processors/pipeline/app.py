@@ -31,6 +31,7 @@ from .sink import Sink, SinkConsumer, run_sink_until_cancelled
 log = logging.getLogger(__name__)
 
 AGENTS = ("extractor", "generator", "judge", "sink")
+APP_ID = "sciqag"  # the agents' consumer group; the sink's is sink_group(APP_ID)
 _faust_metrics: FaustMetrics | None = None
 
 
@@ -72,8 +73,11 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
         timeouts = dict(
             broker_rebalance_timeout=group[0], broker_session_timeout=group[0], broker_heartbeat_interval=group[1]
         )
+    # a worker of the sink alone runs no Faust agent, but Faust's consumer would still join the agents' group (with no
+    # topics), so every start or stop of a sink would rebalance the extractor and LLM workers: it gets its own group
+    enabled = set(settings.agents)
     app = faust.App(
-        "sciqag",
+        APP_ID if enabled - {"sink"} else f"{APP_ID}-sink-worker",
         broker=broker_url,
         broker_credentials=faust_credentials(settings),
         store="memory://",
@@ -91,7 +95,15 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
     if _faust_metrics is None:  # the registry is process-wide; create Faust's metrics once
         _faust_metrics = FaustMetrics.create(REGISTRY, "faust")
     app.monitor = PrometheusMonitor(metrics=_faust_metrics)
-    if set(settings.agents) - {"sink"}:  # the Faust agents' group (a sink-only worker's Faust consumer holds nothing)
+    # each labelled counter of this worker's stages exists from the start, at 0: a series that first appears with
+    # its value already up makes rate() and increase() miss the increments before it (a new replica's first papers)
+    for agent in enabled:
+        for outcome in ("scored", "failed") if agent == "sink" else ("ok", "failed"):
+            metrics.PAPERS.labels(agent, outcome)
+    if "judge" in enabled:
+        for outcome in ("accepted", "rejected"):
+            metrics.QA_PAIRS.labels(outcome)
+    if enabled - {"sink"}:  # the Faust agents' group (a sink-only worker's Faust consumer holds nothing)
         metrics.ASSIGNED_PARTITIONS.sources[app.conf.id] = lambda: [
             (tp.topic, tp.partition) for tp in app.consumer.assignment()
         ]
@@ -113,7 +125,6 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
 
     holder.on_fatal = stop_on_fatal
     pipeline = Pipeline.create(settings, topics, holder)
-    enabled = set(settings.agents)
 
     if enabled & {"generator", "judge"}:
         if model_dir is None and not settings.llm_url:
@@ -165,7 +176,7 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
             pipeline.sink.prepare,
             pipeline.sink.store,
             broker_url=broker_url,
-            app_id=app.conf.id,
+            app_id=APP_ID,
             monitor=app.monitor,
             faust_metrics=_faust_metrics,
         )

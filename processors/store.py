@@ -28,6 +28,8 @@ from schemas import (
 from schemas.ddl import (
     DLQ_TABLE,
     JSON_INPUT_SETTINGS,
+    JUDGMENTS_JSON_TABLE,
+    JUDGMENTS_TABLE,
     PAPER_CONTEXTS_TABLE,
     PAPER_TEXTS_TABLE,
     PAPERS_TABLE,
@@ -45,6 +47,8 @@ log = logging.getLogger(__name__)
 PAPER_COLUMNS = column_names(PAPERS_TABLE)
 QA_COLUMNS = column_names(QA_TABLE)
 DLQ_COLUMNS = column_names(DLQ_TABLE)
+# what a judge decides about a pair: the qa_pairs columns a reader's --judge takes from the judgments table instead
+JUDGED_COLUMNS = [*RACAR_DIMENSIONS, "reasons", "accepted", "single_correct", "judge_model", "judge_prompt_version"]
 
 
 _encode_json = msgspec.json.Encoder().encode
@@ -86,6 +90,30 @@ def qa_row(r: QAScored) -> dict[str, Any]:
         "single_correct": r.single_correct,
         "evidence": [(e.quote, e.start, e.end, e.ratio, e.located) for e in r.evidence],
         "grounding": r.grounding,
+    }
+
+
+def judgment_row(r: QAScored) -> dict[str, Any]:
+    """The judgments row of a scored pair (the sink's fallback path; ClickHouse builds the same from the JSON record,
+    schemas/ddl.py _JUDGMENT_FROM_JSON)."""
+    return {
+        "judge_id": r.judge_id or f"legacy:{r.judge_model}:{r.judge_prompt_version}",
+        "paper_id": r.paper.paper_id,
+        "qa_id": r.qa_id,
+        "judge_role": r.judge_role,
+        "kind": r.kind,
+        **{d: getattr(r.racar, d).score for d in RACAR_DIMENSIONS},
+        "reasons": {d: getattr(r.racar, d).reason for d in RACAR_DIMENSIONS},
+        "accepted": r.accepted,
+        "single_correct": r.single_correct,
+        "judge_model": r.judge_model,
+        "judge_prompt_version": r.judge_prompt_version,
+        "acceptance_policy": r.acceptance_policy,
+        "judge_temperature": r.judge_temperature,
+        "judge_prompt_tokens": r.judge_prompt_tokens,
+        "judge_generated_tokens": r.judge_generated_tokens,
+        "scored_at": r.scored_at,
+        "inserted_at": now(),
     }
 
 
@@ -287,6 +315,62 @@ class Store:
         """Insert QAScored records as they are on the topic (JSON); ClickHouse parses them into qa_pairs rows."""
         self.insert_json(QA_JSON_TABLE, records)
 
+    def insert_judgments_json(self, records: Sequence[bytes]) -> None:
+        """Insert QAScored records as they are on the topic; ClickHouse makes one judgments row of each."""
+        self.insert_json(JUDGMENTS_JSON_TABLE, records)
+
+    def insert_judgments(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.insert(JUDGMENTS_TABLE, rows)
+
+    def judged_qa_ids(self, judge_id: str, paper_ids: Iterable[str]) -> set[str]:
+        """The pairs of these papers this judge has scored."""
+        rows = self.query(
+            f"SELECT DISTINCT qa_id FROM `{self.database}`.{JUDGMENTS_TABLE} "
+            "WHERE judge_id = {judge:String} AND paper_id IN {ids:Array(String)}",
+            {"judge": judge_id, "ids": list(paper_ids)},
+        )
+        return {r["qa_id"] for r in rows}
+
+    def judges(self) -> list[dict]:
+        """One row per judge in the judgments table (pairs still in qa_pairs only): model, prompt, policy,
+        temperature, roles, pairs, accepted, tokens, first and last judgment."""
+        db = f"`{self.database}`"
+        return self.query(
+            "SELECT judge_id, any(judge_model) AS judge_model, "
+            "arrayStringConcat(arraySort(groupUniqArray(judge_prompt_version)), ',') AS judge_prompt_versions, "
+            "any(acceptance_policy) AS acceptance_policy, any(judge_temperature) AS judge_temperature, "
+            "arrayStringConcat(arraySort(groupUniqArray(judge_role)), ',') AS roles, count() AS pairs, "
+            "countIf(accepted) AS accepted, sum(judge_prompt_tokens) AS prompt_tokens, "
+            "sum(judge_generated_tokens) AS generated_tokens, min(scored_at) AS first_at, max(scored_at) AS last_at "
+            f"FROM {db}.{JUDGMENTS_TABLE} FINAL WHERE qa_id IN (SELECT qa_id FROM {db}.{QA_TABLE}) "
+            "GROUP BY judge_id ORDER BY min(scored_at), judge_id"
+        )
+
+    def _judge_source(self, judge: str, param: str) -> str:
+        """A subquery of one judge's scores by qa_id; `live`: qa_pairs' own (no token counts there)."""
+        db = f"`{self.database}`"
+        dims = ", ".join(RACAR_DIMENSIONS)
+        if judge == "live":
+            return (
+                f"SELECT qa_id, {dims}, accepted, toUInt32(0) AS prompt_tokens, toUInt32(0) AS generated_tokens "
+                f"FROM {db}.{QA_TABLE} FINAL"
+            )
+        return (
+            f"SELECT qa_id, {dims}, accepted, judge_prompt_tokens AS prompt_tokens, "
+            f"judge_generated_tokens AS generated_tokens FROM {db}.{JUDGMENTS_TABLE} FINAL "
+            f"WHERE judge_id = {{{param}:String}} AND qa_id IN (SELECT qa_id FROM {db}.{QA_TABLE})"
+        )
+
+    def judged_by_both(self, judge_a: str, judge_b: str) -> list[dict]:
+        """The pairs both judges scored: each column of a judge's scores as `<column>_a` / `<column>_b`."""
+        cols = [*RACAR_DIMENSIONS, "accepted", "prompt_tokens", "generated_tokens"]
+        select = ", ".join(f"{side}.{c} AS {c}_{side}" for side in ("a", "b") for c in cols)
+        return self.query(
+            f"SELECT a.qa_id AS qa_id, {select} FROM ({self._judge_source(judge_a, 'a')}) AS a "
+            f"INNER JOIN ({self._judge_source(judge_b, 'b')}) AS b ON a.qa_id = b.qa_id ORDER BY qa_id",
+            {"a": judge_a, "b": judge_b},
+        )
+
     def insert_papers(self, rows: Sequence[dict[str, Any]]) -> None:
         """Papers rows go in as JSON: clickhouse-connect's conversion of these Map/Array/Nullable rows in Python
         cost the sink as much as the insert of ten times as many pairs (benchmarks/sink.py)."""
@@ -360,12 +444,25 @@ class Store:
         )
         return {r["paper_id"]: r for r in rows}
 
-    def qa_rows(self, paper_ids: Iterable[str] | None = None) -> list[dict]:
-        where, params = "", None
+    def qa_rows(self, paper_ids: Iterable[str] | None = None, *, judge: str = "") -> list[dict]:
+        """The stored pairs; with `judge` (a judge_id, issue 20) the scores, reasons, acceptance and judge model of
+        that judge instead of the live judge's, and only the pairs it scored. Empty or `live`: qa_pairs as stored."""
+        where, params = "", {}
         if paper_ids is not None:
-            where, params = "WHERE paper_id IN {ids:Array(String)}", {"ids": list(paper_ids)}
+            where, params = "WHERE q.paper_id IN {ids:Array(String)}", {"ids": list(paper_ids)}
+        db = f"`{self.database}`"
+        if not judge or judge == "live":
+            return self.query(
+                f"SELECT * FROM {db}.{QA_TABLE} AS q FINAL {where} ORDER BY paper_id, kind, pair_index", params or None
+            )
+        judged = ", ".join(f"j.{c} AS {c}" for c in JUDGED_COLUMNS)
+        params["judge"] = judge
         return self.query(
-            f"SELECT * FROM `{self.database}`.{QA_TABLE} FINAL {where} ORDER BY paper_id, kind, pair_index", params
+            f"SELECT q.* EXCEPT ({', '.join(JUDGED_COLUMNS)}, scored_at), {judged}, j.scored_at AS scored_at, "
+            f"j.judge_id AS judge_id FROM {db}.{QA_TABLE} AS q FINAL INNER JOIN "
+            f"(SELECT * FROM {db}.{JUDGMENTS_TABLE} FINAL WHERE judge_id = {{judge:String}}) AS j "
+            f"ON q.qa_id = j.qa_id AND q.paper_id = j.paper_id {where} ORDER BY paper_id, kind, pair_index",
+            params,
         )
 
     def close(self) -> None:

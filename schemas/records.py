@@ -232,6 +232,14 @@ class QAScored(msgspec.Struct, gc=False, kw_only=True):
     grounding: float | None = None  # see QAPair.grounding
     scored_at: datetime = msgspec.field(default_factory=utcnow)
     schema_version: int = SCHEMA_VERSION
+    # which judge scored it (issue 20): a stable id of the judge's model, prompt, policy and temperature
+    # (sciqag.judges.judge_id), and its role: "live" (the judge of the stream: the record also writes the pair to
+    # qa_pairs and completes the paper), "rejudge" (`sciqag rejudge`) or "shadow" (a second judge on a share of the
+    # live pairs); those two only add a judgment (the judgments table) and leave the pair and the paper as they are
+    judge_id: str = ""
+    judge_role: str = "live"
+    acceptance_policy: str = ""  # the policy `accepted` was decided under (Settings.acceptance_policy)
+    judge_temperature: float | None = None
 
 
 class _PaperIdOnly(msgspec.Struct, gc=False, frozen=True):
@@ -267,10 +275,16 @@ class QAScoredCheck(msgspec.Struct, gc=False, kw_only=True):
     answer: str
     racar: _RacarScores
     schema_version: int = SCHEMA_VERSION
+    judge_role: str = "live"  # not required; read here so the sink routes the record without decoding it whole
+
+    @property
+    def live(self) -> bool:
+        """A record of the stream's own judge: it writes the pair and may complete the paper (see QAScored)."""
+        return self.judge_role == "live"
 
     @property
     def completes_paper(self) -> bool:
-        return self.sequence == self.pair_count - 1
+        return self.live and self.sequence == self.pair_count - 1
 
 
 class DeadLetter(msgspec.Struct, gc=False, kw_only=True):

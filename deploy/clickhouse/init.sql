@@ -244,6 +244,72 @@ ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS evidence Array(Tuple(quot
 
 ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS grounding Nullable(Float32);
 
+CREATE TABLE IF NOT EXISTS `sciqag`.judgments (
+    judge_id LowCardinality(String),
+    paper_id String,
+    qa_id String,
+    judge_role LowCardinality(String),
+    kind LowCardinality(String),
+    relevance UInt8,
+    agnosticism UInt8,
+    completeness UInt8,
+    accuracy UInt8,
+    reasonableness UInt8,
+    reasons Map(String, String),
+    accepted Bool,
+    single_correct Nullable(Bool),
+    judge_model String,
+    judge_prompt_version String,
+    acceptance_policy LowCardinality(String),
+    judge_temperature Nullable(Float32),
+    judge_prompt_tokens UInt32,
+    judge_generated_tokens UInt32,
+    scored_at DateTime64(6, 'UTC'),
+    inserted_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(scored_at) ORDER BY (judge_id, paper_id, qa_id);
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS judge_id LowCardinality(String);
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS paper_id String;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS qa_id String;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS judge_role LowCardinality(String);
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS kind LowCardinality(String);
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS relevance UInt8;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS agnosticism UInt8;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS completeness UInt8;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS accuracy UInt8;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS reasonableness UInt8;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS reasons Map(String, String);
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS accepted Bool;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS single_correct Nullable(Bool);
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS judge_model String;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS judge_prompt_version String;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS acceptance_policy LowCardinality(String);
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS judge_temperature Nullable(Float32);
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS judge_prompt_tokens UInt32;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS judge_generated_tokens UInt32;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS scored_at DateTime64(6, 'UTC');
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS inserted_at DateTime64(3, 'UTC');
+
 CREATE TABLE IF NOT EXISTS `sciqag`.dead_letters (
     stage LowCardinality(String),
     paper_id String,
@@ -335,4 +401,46 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS `sciqag`.qa_scored_json_v3_to_qa_pairs TO
     evidence AS evidence,
     grounding AS grounding
 FROM `sciqag`.qa_scored_json_v3;
+
+CREATE TABLE IF NOT EXISTS `sciqag`.qa_judgments_json_v1 (
+    paper Tuple(paper_id String),
+    qa_id String,
+    kind String DEFAULT 'open',
+    racar Tuple(relevance Tuple(score UInt8, reason String), agnosticism Tuple(score UInt8, reason String), completeness Tuple(score UInt8, reason String), accuracy Tuple(score UInt8, reason String), reasonableness Tuple(score UInt8, reason String)),
+    single_correct Nullable(Bool),
+    accepted Bool,
+    judge_model String,
+    judge_prompt_version String,
+    judge_id String,
+    judge_role String DEFAULT 'live',
+    acceptance_policy String,
+    judge_temperature Nullable(Float32),
+    judge_prompt_tokens UInt32,
+    judge_generated_tokens UInt32,
+    scored_at DateTime64(6, 'UTC') DEFAULT now64(6)
+) ENGINE = Null;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `sciqag`.qa_judgments_json_v1_to_judgments TO `sciqag`.judgments AS SELECT
+    if(judge_id = '', concat('legacy:', judge_model, ':', judge_prompt_version), judge_id) AS judge_id,
+    paper.paper_id AS paper_id,
+    qa_id AS qa_id,
+    judge_role AS judge_role,
+    kind AS kind,
+    racar.relevance.score AS relevance,
+    racar.agnosticism.score AS agnosticism,
+    racar.completeness.score AS completeness,
+    racar.accuracy.score AS accuracy,
+    racar.reasonableness.score AS reasonableness,
+    map('relevance', racar.relevance.reason, 'agnosticism', racar.agnosticism.reason, 'completeness', racar.completeness.reason, 'accuracy', racar.accuracy.reason, 'reasonableness', racar.reasonableness.reason) AS reasons,
+    accepted AS accepted,
+    single_correct AS single_correct,
+    judge_model AS judge_model,
+    judge_prompt_version AS judge_prompt_version,
+    acceptance_policy AS acceptance_policy,
+    judge_temperature AS judge_temperature,
+    judge_prompt_tokens AS judge_prompt_tokens,
+    judge_generated_tokens AS judge_generated_tokens,
+    scored_at AS scored_at,
+    now64(3) AS inserted_at
+FROM `sciqag`.qa_judgments_json_v1;
 

@@ -7,13 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from .common import Command, common_options, settings_from
+from .common import Command, common_options, judge_option, settings_from
 
 
 def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["jsonl", "mera"], default="jsonl")
     p.add_argument("--all", action="store_true", help="mera: include items the judge did not accept")
     p.add_argument("--out", type=Path, help="output file (default: standard output)")
+    judge_option(p)
     common_options(p)
 
 
@@ -23,8 +24,9 @@ def export(args) -> int:
 
     from ..store import open_store
 
-    with open_store(settings_from(args)) as store:
-        rows = store.qa_rows()
+    settings = settings_from(args)
+    with open_store(settings) as store:
+        rows = store.qa_rows(judge=settings.primary_judge)
     if args.format == "mera":
         records = to_mera(mera_items(rows, accepted_only=not args.all))
     else:
@@ -43,6 +45,7 @@ def export(args) -> int:
 
 def _stats_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--html", type=Path, default=None, help="HTML report file (default: <data-dir>/stats.html)")
+    judge_option(p)
     common_options(p)
 
 
@@ -53,7 +56,7 @@ def stats(args) -> int:
 
     settings = settings_from(args)
     with open_store(settings) as store:
-        qa, papers = store.qa_rows(), store.papers()
+        qa, papers = store.qa_rows(judge=settings.primary_judge), store.papers()
     scored = [p for p in papers if p["status"] == "scored"]
     groups = corpus_stats(qa, scored)
     print(format_table(groups))

@@ -25,7 +25,7 @@ def build_from_store(
     min_grounding > 0 keeps only pairs whose located evidence covers that share of the answer (pairs without
     quotes are left out too)."""
     with open_store(settings) as store:
-        rows = store.qa_rows()
+        rows = store.qa_rows(judge=settings.primary_judge)  # the primary judge's scores, or --judge's
     if not rows:
         raise ValueError(f"no pairs stored under {settings.data_dir} (run the pipeline or `dataset import-sciqag`)")
     if min_grounding > 0:

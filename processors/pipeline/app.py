@@ -30,8 +30,9 @@ from .sink import Sink, SinkConsumer, run_sink_until_cancelled
 
 log = logging.getLogger(__name__)
 
-# rejudge: the judge again on `sciqag.qa.rejudge`, for `sciqag rejudge` (never in a worker by default)
-AGENTS = ("extractor", "generator", "judge", "sink", "rejudge")
+AGENTS = ("extractor", "generator", "judge", "sink")
+# agents a job's own worker runs: rejudge, the judge again on `sciqag.qa.rejudge` for `sciqag rejudge`
+JOB_AGENTS = ("rejudge",)
 _faust_metrics: FaustMetrics | None = None
 
 
@@ -65,7 +66,7 @@ class Pipeline:
 
 
 def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tuple[faust.App, Pipeline]:
-    unknown = set(settings.agents) - set(AGENTS)
+    unknown = set(settings.agents) - set(AGENTS) - set(JOB_AGENTS)
     if unknown:
         raise ValueError(f"unknown agents {sorted(unknown)}; choose from {', '.join(AGENTS)}")
     faust_commit.install()  # at-least-once under agent concurrency (see faust_commit.py)

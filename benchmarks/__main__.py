@@ -7,13 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from . import extraction, grounding, llm_stage, sink
+from . import extraction, grounding, llm_stage, near_duplicate_threshold, sink
 from .common import format_table, machine, save
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run every benchmark and print one table of ratios.")
-    parser.add_argument("--only", help="comma-separated subset of extraction,grounding,sink,llm")
+    parser.add_argument("--only", help="comma-separated subset of extraction,grounding,near_duplicates,sink,llm")
     parser.add_argument("--model", default="", help="model folder for the LLM benchmarks (default: bundled)")
     parser.add_argument("--sizes", default="10,100,1000", help="paper counts for the overhead scaling runs")
     parser.add_argument("--pairs", type=int, default=10)
@@ -24,13 +24,15 @@ def main() -> None:
     parser.add_argument("--sink-rows", type=int, default=100_000)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
-    chosen = set((args.only or "extraction,grounding,sink,llm").split(","))
+    chosen = set((args.only or "extraction,grounding,near_duplicates,sink,llm").split(","))
     started = time.time()
     rows = []
     if "extraction" in chosen:
         rows += extraction.run()
     if "grounding" in chosen:
         rows += grounding.run()
+    if "near_duplicates" in chosen:
+        rows += near_duplicate_threshold.run()
     if "sink" in chosen:
         rows += sink.run(args.sink_rows)
     if "llm" in chosen:

@@ -23,6 +23,7 @@ class Row:
     baseline: float | None = None
     target: float | None = None  # the ratio to reach, when there is one
     note: str = ""
+    at_most: bool = False  # the target is a ceiling (a cost): the ratio must stay at or below it
 
     @property
     def ratio(self) -> float | None:
@@ -31,6 +32,8 @@ class Row:
     def status(self) -> str:
         if self.target is None or self.ratio is None:
             return ""
+        if self.at_most:
+            return "ok" if self.ratio <= self.target else "ABOVE TARGET"
         return "ok" if self.ratio >= self.target else "BELOW TARGET"
 
 
@@ -43,7 +46,8 @@ def format_table(rows: list[Row]) -> str:
     for r in rows:
         base = f"{r.baseline:>10.2f}" if r.baseline is not None else f"{'':>10}"
         ratio = f"{r.ratio:>7.3f}" if r.ratio is not None else f"{'':>7}"
-        target = f"{'>= ' + format(r.target, 'g'):>7}" if r.target is not None else f"{'':>7}"
+        bound = "<= " if r.at_most else ">= "
+        target = f"{bound + format(r.target, 'g'):>7}" if r.target is not None else f"{'':>7}"
         lines.append(
             f"{r.benchmark:<22} {r.measured:<38} {r.value:>10.2f}  {r.baseline_name:<34} {base} {ratio} "
             f"{target}  {r.status()}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Callable, Iterable
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 PAPERS = Counter(
     "sciqag_papers_total", "Papers leaving a stage, by outcome (ok | failed | scored).", ["stage", "outcome"]
@@ -100,6 +102,21 @@ JUDGE_TOKENS_PER_ACCEPTED = Gauge(
     "sciqag_judge_tokens_per_accepted_pair", "LLM tokens a judge spent per pair it accepted.", ["judge"]
 )
 JUDGE_ACCEPTANCE = Gauge("sciqag_judge_acceptance_ratio", "Share of its judged pairs a judge accepted.", ["judge"])
+NEAR_DUPLICATE_CHECKED = Counter(
+    "sciqag_near_duplicate_checked_total",
+    "Stored pairs checked against the corpus for near-duplicate questions, by kind and language.",
+    ["kind", "language"],
+)
+NEAR_DUPLICATES = Counter(
+    "sciqag_near_duplicates_total",
+    "Stored pairs whose question near-duplicates an earlier canonical pair of another paper, by kind and language.",
+    ["kind", "language"],
+)
+NEAR_DUPLICATE_SECONDS = Histogram(
+    "sciqag_near_duplicate_seconds",
+    "Time of the near-duplicate decision for one sink batch (embeddings, index lookups, embeddings insert).",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 SINK_RETRIES = Counter("sciqag_sink_insert_retries_total", "ClickHouse inserts retried after an error.")
 
 # feed ingestion (`sciqag feed`), by source name
@@ -117,3 +134,33 @@ FEED_ERRORS = Counter(
 FEED_LAST_SUCCESS = Gauge(
     "sciqag_feed_last_success_timestamp_seconds", "When a source was last polled successfully.", ["source"]
 )
+
+
+class _AssignedPartitions:
+    """`sciqag_partition_assigned{group, topic, partition}` = 1 for each partition this worker's consumers hold now,
+    read from the consumers at scrape time (nothing stale after a rebalance). Which member of a scaled-out stage
+    holds which partitions; the embedded Tansu broker does not report assignments in DescribeGroups."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, Callable[[], Iterable[tuple[str, int]]]] = {}
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(
+            "sciqag_partition_assigned",
+            "Partitions assigned to this worker now, by consumer group (1 per partition held).",
+            labels=["group", "topic", "partition"],
+        )
+        for group, assignment in list(self.sources.items()):
+            try:
+                held = sorted(assignment())
+            except Exception:  # a consumer not started yet or stopping: it holds nothing
+                held = []
+            for topic, partition in held:
+                family.add_metric([group, topic, str(partition)], 1)
+        yield family
+
+
+ASSIGNED_PARTITIONS = _AssignedPartitions()
+REGISTRY.register(ASSIGNED_PARTITIONS)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from sciqag.near_duplicates import DEFAULT_THRESHOLD as DEFAULT_DUPLICATE_THRESHOLD
+
 
 def _env(name: str, default: str = "") -> str:
     return os.environ.get(f"SCIQAG_{name}", default)
@@ -110,6 +112,14 @@ class Settings:
     # a worker with the sink computes the judges' agreement and cost figures (sciqag_judge_* gauges) this often;
     # 0: never
     judge_metrics_interval_s: float = field(default_factory=lambda: float(_env("JUDGE_METRICS_INTERVAL_S", "300")))
+    # corpus-wide near-duplicate questions (processors/dedup.py): a pair whose question has at least this cosine
+    # similarity to an earlier canonical question of another paper is marked as its duplicate; off: not checked
+    near_duplicates: bool = field(default_factory=lambda: _env("NEAR_DUPLICATES", "1") not in ("0", "false", "no"))
+    duplicate_threshold: float = field(
+        default_factory=lambda: float(_env("DUPLICATE_THRESHOLD", str(DEFAULT_DUPLICATE_THRESHOLD)))
+    )
+    embeddings_model: str = field(default_factory=lambda: _env("EMBEDDINGS_MODEL"))  # empty: bundled MiniLM
+    embeddings_dims: int = field(default_factory=lambda: int(_env("EMBEDDINGS_DIMS", "384")))
     # extraction and input limits
     max_pdf_bytes: int = field(default_factory=lambda: int(_env("MAX_PDF_BYTES", str(50 * 1024 * 1024))))
     max_inline_bytes: int = field(default_factory=lambda: int(_env("MAX_INLINE_BYTES", str(800 * 1024))))

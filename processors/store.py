@@ -33,6 +33,7 @@ from schemas.ddl import (
     PAPER_CONTEXTS_TABLE,
     PAPER_TEXTS_TABLE,
     PAPERS_TABLE,
+    QA_EMBEDDINGS_TABLE,
     QA_JSON_TABLE,
     QA_TABLE,
     column_names,
@@ -57,11 +58,19 @@ _encode_json = msgspec.json.Encoder().encode
 # -- rows, by column name: a column added to schemas/ddl.py cannot shift the others ---------------------------------
 
 
-def qa_row(r: QAScored) -> dict[str, Any]:
+def qa_row(r: QAScored, decision: Any = None) -> dict[str, Any]:
     """The qa_pairs row of a scored pair (the sink's fallback path; ClickHouse builds the same from the JSON record,
-    schemas/ddl.py _QA_FROM_JSON)."""
+    schemas/ddl.py _QA_FROM_JSON), with its near-duplicate decision (processors/dedup.py) when it has one."""
     p = r.paper
+    dedup = {"first_stored_at": now()}  # unchecked, as the JSON path stores a record without a decision
+    if decision is not None and decision.first_stored_at is not None:
+        dedup = {
+            "duplicate_of": decision.duplicate_of,
+            "duplicate_similarity": decision.similarity,
+            "first_stored_at": decision.first_stored_at,
+        }
     return {
+        **dedup,
         "paper_id": p.paper_id,
         "qa_id": r.qa_id,
         "kind": r.kind,
@@ -214,6 +223,16 @@ def _values(row: dict[str, Any], columns: list[str], table: str) -> list:
     return [row.get(name, _COLUMN_DEFAULTS.get(name)) for name in columns]
 
 
+# the nearest stored questions of one kind, other papers only: the HNSW index returns the nearest rows, the filters
+# apply after it (post-filtering), so it fetches `vector_search_index_fetch_multiplier` times more to keep k
+NEAREST_QUESTIONS_SQL = (
+    "SELECT qa_id, paper_id, question, 1 - cosineDistance(embedding, {{vector:Array(Float32)}}) AS similarity "
+    "FROM `{database}`.{table} WHERE kind = {{kind:String}} AND paper_id != {{paper_id:String}} "
+    "ORDER BY cosineDistance(embedding, {{vector:Array(Float32)}}) LIMIT {{k:UInt32}}"
+)
+NEAREST_SETTINGS = {"vector_search_index_fetch_multiplier": 4}
+
+
 # what a row leaves out gets the column's ClickHouse default; Python needs it spelled out for the list inserts
 _COLUMN_DEFAULTS: dict[str, Any] = {
     "extractor_version": "",
@@ -234,6 +253,8 @@ _COLUMN_DEFAULTS: dict[str, Any] = {
     "source_feed": "",
     "language": "",
     "context_strategy": "",
+    "duplicate_of": "",
+    "duplicate_similarity": None,
 }
 
 
@@ -261,11 +282,12 @@ def connect(settings: Settings):
 class Store:
     def __init__(self, settings: Settings) -> None:
         self.database = settings.clickhouse_database
+        self.embedding_dims = settings.embeddings_dims
         self._client = connect(settings)
         self._lock = threading.Lock()
 
     def ensure_schema(self) -> None:
-        for statement in ddl(self.database):
+        for statement in ddl(self.database, self.embedding_dims):
             self.command(statement)
 
     def command(self, sql: str, parameters: dict | None = None) -> Any:
@@ -397,6 +419,71 @@ class Store:
         )
         return {r["paper_id"]: r for r in rows}
 
+    def nearest_questions(
+        self, vector: Sequence[float], kind: str, paper_id: str, k: int, table: str = QA_EMBEDDINGS_TABLE
+    ) -> list[dict]:
+        """The k stored questions of this kind nearest to `vector` (cosine, through the HNSW index), from papers other
+        than `paper_id`: [{qa_id, paper_id, question, similarity}], most similar first."""
+        sql = NEAREST_QUESTIONS_SQL.format(database=self.database, table=table)
+        params = {"vector": [float(x) for x in vector], "kind": kind, "paper_id": paper_id, "k": k}
+        with self._lock:
+            try:
+                result = self._client.query(sql, parameters=params, settings=NEAREST_SETTINGS)
+            except Exception as exc:
+                raise StoreError(f"ClickHouse nearest-question query failed: {exc}") from exc
+        return [dict(zip(result.column_names, row)) for row in result.result_rows]
+
+    def pair_decisions(self, keys: Sequence[tuple[str, str]]) -> dict[str, dict]:
+        """qa_id -> {paper_id, question, duplicate_of, duplicate_similarity, first_stored_at} of the stored pairs
+        among these (paper_id, qa_id) keys."""
+        if not keys:
+            return {}
+        rows = self.query(
+            "SELECT paper_id, qa_id, question, duplicate_of, duplicate_similarity, first_stored_at "
+            f"FROM `{self.database}`.{QA_TABLE} FINAL "
+            "WHERE paper_id IN {papers:Array(String)} AND qa_id IN {ids:Array(String)}",
+            {"papers": sorted({k[0] for k in keys}), "ids": sorted({k[1] for k in keys})},
+        )
+        for r in rows:
+            r["first_stored_at"] = _utc(r["first_stored_at"])
+        return {r["qa_id"]: r for r in rows}
+
+    def replace_embeddings(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert question embeddings, deleting the earlier rows of the same pairs first (a replayed pair whose
+        question changed, or a batch stored again after a crash before its pairs were)."""
+        if not rows:
+            return
+        table = f"`{self.database}`.{QA_EMBEDDINGS_TABLE}"
+        params = {"papers": sorted({r["paper_id"] for r in rows}), "ids": sorted({r["qa_id"] for r in rows})}
+        where = "WHERE paper_id IN {papers:Array(String)} AND qa_id IN {ids:Array(String)}"
+        if self.query(f"SELECT count() AS n FROM {table} {where}", params)[0]["n"]:
+            self.command(f"DELETE FROM {table} {where}", params)
+        self._insert_rows_json(
+            QA_EMBEDDINGS_TABLE, [{**r, "embedding": [float(x) for x in r["embedding"]]} for r in rows]
+        )
+
+    def embeddings_of(self, keys: Sequence[tuple[str, str]]) -> dict[str, list[float]]:
+        """qa_id -> stored question embedding, for these (paper_id, qa_id) keys."""
+        if not keys:
+            return {}
+        rows = self.query(
+            f"SELECT qa_id, embedding FROM `{self.database}`.{QA_EMBEDDINGS_TABLE} "
+            "WHERE paper_id IN {papers:Array(String)} AND qa_id IN {ids:Array(String)}",
+            {"papers": sorted({k[0] for k in keys}), "ids": sorted({k[1] for k in keys})},
+        )
+        return {r["qa_id"]: r["embedding"] for r in rows}
+
+    def mark_duplicates(self, marks: dict[tuple[str, str], tuple[str, float]]) -> None:
+        """Store pairs again as near-duplicates: (paper_id, qa_id) -> (the canonical qa_id, similarity)."""
+        table = f"`{self.database}`.{QA_TABLE}"
+        for (paper_id, qa_id), (canonical, similarity) in marks.items():
+            self.command(
+                f"INSERT INTO {table} SELECT * REPLACE ({{dup:String}} AS duplicate_of, "
+                "toNullable(toFloat32({sim:Float64})) AS duplicate_similarity, now64(3) AS inserted_at) "
+                f"FROM {table} FINAL WHERE paper_id = {{p:String}} AND qa_id = {{q:String}}",
+                {"dup": canonical, "sim": similarity, "p": paper_id, "q": qa_id},
+            )
+
     def insert_qa(self, rows: Sequence[dict[str, Any]]) -> None:
         self.insert(QA_TABLE, rows)
 
@@ -422,11 +509,12 @@ class Store:
         stale = [(r["paper_id"], r["qa_id"]) for r in stored if r["qa_id"] not in keep_sets[r["paper_id"]]]
         if not stale:
             return 0
-        self.command(
-            f"DELETE FROM `{self.database}`.{QA_TABLE} "
-            "WHERE has({stale:Array(Tuple(String, String))}, (paper_id, qa_id))",
-            {"stale": stale},
-        )
+        for table in (QA_TABLE, QA_EMBEDDINGS_TABLE):
+            self.command(
+                f"DELETE FROM `{self.database}`.{table} "
+                "WHERE has({stale:Array(Tuple(String, String))}, (paper_id, qa_id))",
+                {"stale": stale},
+            )
         return len(stale)
 
     def papers(self) -> list[dict]:
@@ -444,12 +532,20 @@ class Store:
         )
         return {r["paper_id"]: r for r in rows}
 
-    def qa_rows(self, paper_ids: Iterable[str] | None = None, *, judge: str = "") -> list[dict]:
-        """The stored pairs; with `judge` (a judge_id, issue 20) the scores, reasons, acceptance and judge model of
-        that judge instead of the live judge's, and only the pairs it scored. Empty or `live`: qa_pairs as stored."""
-        where, params = "", {}
+    def qa_rows(
+        self, paper_ids: Iterable[str] | None = None, *, judge: str = "", duplicates: bool = True
+    ) -> list[dict]:
+        """The stored pairs (of these papers). With `judge` (a judge_id, issue 20) the scores, reasons, acceptance
+        and judge model of that judge instead of the live judge's, and only the pairs it scored; empty or `live`:
+        qa_pairs as stored. duplicates=False leaves out the near-duplicates of other papers' pairs
+        (processors/dedup.py)."""
+        conditions, params = [], {}
         if paper_ids is not None:
-            where, params = "WHERE q.paper_id IN {ids:Array(String)}", {"ids": list(paper_ids)}
+            conditions.append("q.paper_id IN {ids:Array(String)}")
+            params["ids"] = list(paper_ids)
+        if not duplicates:
+            conditions.append("q.duplicate_of = ''")
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         db = f"`{self.database}`"
         if not judge or judge == "live":
             return self.query(
@@ -486,3 +582,8 @@ def open_store(settings: Settings) -> Iterator[Store]:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def _utc(value: datetime) -> datetime:
+    """clickhouse-connect returns naive datetimes for some DateTime64 columns: all of ours are UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -16,12 +16,17 @@ DLQ_TABLE = "dead_letters"
 # two topics, so two tables, each row replaced when its own record is delivered again
 PAPER_TEXTS_TABLE = "paper_texts"
 PAPER_CONTEXTS_TABLE = "paper_contexts"
+# one question embedding per stored pair, under an HNSW index: the corpus-wide near-duplicate lookup
+# (processors/near_duplicates.py). A plain MergeTree: a pair's row is written once (re-deliveries reuse it) and
+# deleted when its pair is pruned or its question changed
+QA_EMBEDDINGS_TABLE = "qa_embeddings"
+EMBEDDING_DIMS = 384  # all-MiniLM-L6-v2; another model of another size needs SCIQAG_EMBEDDINGS_DIMS and a new database
 # The sink's fast path: QAScored records go in as the JSON they are on the topic, into a Null table shaped like
 # the record, and a materialized view turns them into qa_pairs rows, so ClickHouse parses them, not Python. The
 # version is in the name: a change of the record-to-row mapping gets new objects, never a rewrite of the old
 # ones under writers that use them.
-QA_JSON_TABLE = "qa_scored_json_v3"  # v2: judge_prompt_version; v3: evidence, grounding
-QA_JSON_VIEW = "qa_scored_json_v3_to_qa_pairs"
+QA_JSON_TABLE = "qa_scored_json_v4"  # v2: judge_prompt_version; v3: evidence, grounding; v4: near-duplicates
+QA_JSON_VIEW = "qa_scored_json_v4_to_qa_pairs"
 # every judge's scores of a pair, side by side (issue 20): one row per (pair, judge), replaced when the same judge
 # scores the same pair again. Its own Null table and view, apart from the qa_pairs ones: every scored record goes
 # in here, only the live judge's also into QA_JSON_TABLE (schemas/records.py QAScored.judge_role)
@@ -93,6 +98,13 @@ QA_COLUMNS: list[tuple[str, str]] = [
     # evidence: the generator's quotes located in paper_texts.text ([start, end) offsets), and the grounding score
     ("evidence", _EVIDENCE),
     ("grounding", "Nullable(Float32)"),
+    # the near-duplicate decision (processors/near_duplicates.py): the canonical pair of another paper this one
+    # repeats ('' if none), the cosine similarity of the question to the nearest earlier canonical question of
+    # another paper (NULL: not checked), and the time the pair was first stored (the order that decides which of two
+    # similar pairs is canonical)
+    ("duplicate_of", "String"),
+    ("duplicate_similarity", "Nullable(Float32)"),
+    ("first_stored_at", "DateTime64(6, 'UTC')"),
 ]
 DLQ_COLUMNS: list[tuple[str, str]] = [
     ("stage", "LowCardinality(String)"),
@@ -180,6 +192,10 @@ QA_JSON_COLUMNS: list[tuple[str, str]] = [
     ("evidence", _EVIDENCE),
     ("grounding", "Nullable(Float32)"),
     ("scored_at", "DateTime64(6, 'UTC') DEFAULT now64(6)"),
+    # not on the topic: the sink adds them to the record before it inserts it (processors/near_duplicates.py)
+    ("duplicate_of", "String"),
+    ("duplicate_similarity", "Nullable(Float32)"),
+    ("first_stored_at", "DateTime64(6, 'UTC') DEFAULT now64(6)"),
 ]
 # the part of a QAScored the judgments view reads (unknown fields are skipped)
 JUDGMENTS_JSON_COLUMNS: list[tuple[str, str]] = [
@@ -250,6 +266,9 @@ _QA_FROM_JSON: dict[str, str] = {
     "judge_prompt_version": "judge_prompt_version",
     "evidence": "evidence",
     "grounding": "grounding",
+    "duplicate_of": "duplicate_of",
+    "duplicate_similarity": "duplicate_similarity",
+    "first_stored_at": "first_stored_at",
 }
 # how ClickHouse reads the JSON the sink inserts (records, rows): as strictly as msgspec where it can (no numbers or
 # objects taken as strings), ISO 8601 times as msgspec writes them, unknown fields skipped (newer producers add
@@ -279,17 +298,46 @@ _ENGINES = {
 }
 
 
+EMBEDDING_COLUMNS: list[tuple[str, str]] = [
+    ("qa_id", "String"),
+    ("paper_id", "String"),
+    ("kind", "LowCardinality(String)"),  # open pairs are compared with open pairs, mcq items with mcq items
+    ("language", "LowCardinality(String)"),
+    ("question", "String"),  # the text embedded: a replayed pair whose question changed gets a new row
+    ("model", "LowCardinality(String)"),
+    ("embedding", "Array(Float32)"),
+    ("first_stored_at", "DateTime64(6, 'UTC')"),
+]
+
+
+def embeddings_table_ddl(database: str, dims: int = EMBEDDING_DIMS, table: str = QA_EMBEDDINGS_TABLE) -> str:
+    """The embeddings table with its HNSW index (cosine). Vector similarity indexes are in ClickHouse >= 25.8 (and
+    the chDB of this project). PARTITION BY kind: each kind has its own parts, so its own HNSW graphs, and the kind
+    filter prunes whole partitions. Not ORDER BY kind alone: a filter on a primary-key prefix that leaves out some
+    granules of a part makes ClickHouse pre-filter that part, i.e. scan it without the index (benchmarks/
+    vector_index.py: at 100k vectors the lookup was a full scan, as slow as the table without the index)."""
+    cols = ",\n    ".join(f"{name} {type_}" for name, type_ in EMBEDDING_COLUMNS)
+    return (
+        f"CREATE TABLE IF NOT EXISTS `{database}`.{table} (\n    {cols},\n"
+        f"    INDEX question_hnsw embedding TYPE vector_similarity('hnsw', 'cosineDistance', {int(dims)})\n"
+        ") ENGINE = MergeTree PARTITION BY kind ORDER BY (kind, paper_id, qa_id)"
+    )
+
+
 def column_names(table: str) -> list[str]:
+    if table == QA_EMBEDDINGS_TABLE:
+        return [name for name, _ in EMBEDDING_COLUMNS]
     return [name for name, _ in _ENGINES[table][0]]
 
 
-def ddl(database: str) -> list[str]:
+def ddl(database: str, embedding_dims: int = EMBEDDING_DIMS) -> list[str]:
     db = f"`{database}`"
     statements = [f"CREATE DATABASE IF NOT EXISTS {db}"]
     for table, (columns, engine) in _ENGINES.items():
         cols = ",\n    ".join(f"{name} {type_}" for name, type_ in columns)
         statements.append(f"CREATE TABLE IF NOT EXISTS {db}.{table} (\n    {cols}\n) ENGINE = {engine}")
         statements += [f"ALTER TABLE {db}.{table} ADD COLUMN IF NOT EXISTS {name} {type_}" for name, type_ in columns]
+    statements.append(embeddings_table_ddl(database, embedding_dims))
     json_cols = ",\n    ".join(f"{name} {type_}" for name, type_ in QA_JSON_COLUMNS)
     statements.append(f"CREATE TABLE IF NOT EXISTS {db}.{QA_JSON_TABLE} (\n    {json_cols}\n) ENGINE = Null")
     select = ",\n    ".join(f"{_QA_FROM_JSON[name]} AS {name}" for name, _ in QA_COLUMNS)

@@ -261,7 +261,8 @@ class _RacarScores(msgspec.Struct, gc=False, frozen=True, kw_only=True):
 class QAScoredCheck(msgspec.Struct, gc=False, kw_only=True):
     """The fields of a QAScored without defaults (and its version), read without the rest.
 
-    The sink's fast path checks each record with this, then lets ClickHouse parse the whole record (see
+    The sink's fast path checks each record with this (and decides near-duplicates from it), then lets ClickHouse
+    parse the whole record (see
     schemas/ddl.py, QA_JSON_TABLE): a record missing a required field is dead-lettered as decode() would, at a
     fifth of its cost. A test keeps these fields in step with QAScored.
     """
@@ -275,6 +276,10 @@ class QAScoredCheck(msgspec.Struct, gc=False, kw_only=True):
     answer: str
     racar: _RacarScores
     schema_version: int = SCHEMA_VERSION
+    # and what the sink's near-duplicate decision reads (processors/dedup.py), with QAScored's defaults
+    kind: str = "open"
+    language: str = "en"
+    options: list[str] = []
     judge_role: str = "live"  # not required; read here so the sink routes the record without decoding it whole
 
     @property

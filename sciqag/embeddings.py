@@ -23,8 +23,8 @@ def model_dir() -> Path:
     return folder / "model"
 
 
-@functools.lru_cache(maxsize=1)
-def _model():
+@functools.lru_cache(maxsize=2)
+def _model(folder: str = ""):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         from sentence_transformers import SentenceTransformer
@@ -32,11 +32,15 @@ def _model():
         raise EmbeddingsUnavailable(
             "the package 'sentence-transformers' is not installed (pip install -e .[quality])"
         ) from exc
-    return SentenceTransformer(str(model_dir()), device="cpu")
+    if folder and not Path(folder).is_dir():
+        raise EmbeddingsUnavailable(f"the embeddings model folder {folder} does not exist")
+    return SentenceTransformer(folder or str(model_dir()), device="cpu")
 
 
-def embed(texts: list[str]) -> np.ndarray:
-    """Unit-length embeddings, one row per text (cosine similarity = dot product)."""
+def embed(texts: list[str], model: str = "") -> np.ndarray:
+    """Unit-length embeddings, one row per text (cosine similarity = dot product). `model`: a local
+    sentence-transformers folder; empty: the bundled all-MiniLM-L6-v2."""
     if not texts:
-        return np.zeros((0, 384), dtype=np.float32)
-    return np.asarray(_model().encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False))
+        dims = _model(model).get_sentence_embedding_dimension() if model else 384
+        return np.zeros((0, dims), dtype=np.float32)
+    return np.asarray(_model(model).encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False))

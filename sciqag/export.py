@@ -30,6 +30,11 @@ def qa_export_record(row: dict[str, Any]) -> dict[str, Any]:
         "evidence": [_evidence(e) for e in row.get("evidence") or []],
         "grounding": None if row.get("grounding") is None else round(float(row["grounding"]), 4),
         "accepted": bool(row.get("accepted")),
+        # the canonical pair of another paper this one near-duplicates ('' if none), and the question similarity
+        "duplicate_of": row.get("duplicate_of", ""),
+        "duplicate_similarity": None
+        if row.get("duplicate_similarity") is None
+        else round(float(row["duplicate_similarity"]), 4),
         **(
             {
                 "options": list(row.get("options") or []),

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .prefilter import drop_reason
 from .racar import passes
 
@@ -34,6 +36,10 @@ class Split:
     rule_dropped: Counter = field(default_factory=Counter)  # pairs the rule-based filter removed, by reason
     policy_dropped: int = 0  # pairs of test papers that did not pass the acceptance policy
     eligible_papers: dict[str, int] = field(default_factory=dict)  # category -> papers with an accepted pair
+    duplicates_left_out: int = 0  # pairs marked as near-duplicates of another paper's pair, not offered to the split
+    # test pairs removed because their question near-duplicates a train question: (test qa_id, train qa_id, cosine)
+    contamination: list[tuple[str, str, float]] = field(default_factory=list)
+    contamination_threshold: float | None = None  # None: the contamination check did not run
 
     def papers(self, split: str) -> set[str]:
         return {r["paper_id"] for r in getattr(self, split)}
@@ -93,6 +99,31 @@ def split_pairs(rows: Iterable[dict[str, Any]], *, per_category: int, seed: int,
         else:
             split.train.extend(filtered[pid])
     return split
+
+
+def remove_contamination(split: Split, vectors: dict[str, np.ndarray], threshold: float) -> None:
+    """Remove every test pair whose question has a cosine similarity >= threshold to a train question (unit
+    vectors by qa_id): no test question near-duplicates a train question. Exact, by blocks of train questions."""
+    split.contamination_threshold = threshold
+    if not split.test or not split.train:
+        return
+    test = np.stack([vectors[r["qa_id"]] for r in split.test]).astype(np.float32)
+    train = np.stack([vectors[r["qa_id"]] for r in split.train]).astype(np.float32)
+    best = np.full(len(test), -1.0, dtype=np.float32)
+    best_at = np.zeros(len(test), dtype=np.int64)
+    for start in range(0, len(train), 4096):
+        sims = test @ train[start : start + 4096].T
+        at = sims.argmax(axis=1)
+        top = sims[np.arange(len(test)), at]
+        better = top > best
+        best[better], best_at[better] = top[better], at[better] + start
+    kept = []
+    for i, row in enumerate(split.test):
+        if best[i] >= threshold:
+            split.contamination.append((row["qa_id"], split.train[best_at[i]]["qa_id"], round(float(best[i]), 4)))
+        else:
+            kept.append(row)
+    split.test = kept
 
 
 # -- the three output shapes ---------------------------------------------------------------------
@@ -158,6 +189,15 @@ def dataset_card(
             '"this paper", the authors, a figure or table; no trivial answer; no repeated question), which is '
             f"applied to both splits. Removed by it: {dropped}.",
             "- Open pairs only; multiple-choice items are exported with `sciqag export --format mera`.",
+            f"- **near-duplicates**: {split.duplicates_left_out} pairs whose question near-duplicates an earlier pair "
+            "of another paper (`duplicate_of` in the store) were left out before splitting. "
+            + (
+                f"{len(split.contamination)} test pairs were removed because their question near-duplicates a train "
+                f"question (cosine similarity of the question embeddings >= {split.contamination_threshold}): no "
+                "test question near-duplicates a train question."
+                if split.contamination_threshold is not None
+                else "Test questions were not checked against train questions."
+            ),
             "",
             "## Models",
             "",

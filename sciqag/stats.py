@@ -30,6 +30,12 @@ class GroupStats:
     coverage: float = float("nan")
     grounding: float = float("nan")  # mean over the pairs that gave evidence quotes
     no_evidence: float = float("nan")  # share of pairs with no located quote (none given, or none found)
+    duplicates: int = 0  # pairs marked as near-duplicates of an earlier pair of another paper
+    checked: int = 0  # pairs the near-duplicate check looked at (duplicate_similarity set)
+
+    @property
+    def duplicate_rate(self) -> float:
+        return self.duplicates / self.checked if self.checked else float("nan")
 
     @property
     def acceptance(self) -> float:
@@ -48,6 +54,8 @@ def group_stats(name: str, qa: list[dict], papers: list[dict]) -> GroupStats:
         coverage=_mean([p.get("coverage") for p in papers]),
         grounding=_mean([r.get("grounding") for r in qa]),
         no_evidence=(sum(1 for r in qa if not r.get("grounding")) / len(qa)) if qa else float("nan"),
+        duplicates=sum(1 for r in qa if r.get("duplicate_of")),
+        checked=sum(1 for r in qa if r.get("duplicate_similarity") is not None),
     )
 
 
@@ -81,6 +89,7 @@ HEADERS = [
     "coverage",
     "ground.",
     "no-evid.",
+    "dup.",
 ]
 
 
@@ -97,6 +106,7 @@ def table_rows(groups: list[GroupStats]) -> list[list[str]]:
             _fmt(g.coverage, True),
             _fmt(g.grounding, True),
             _fmt(g.no_evidence, True),
+            _fmt(g.duplicate_rate, True),
         ]
         for g in groups
     ]

@@ -335,3 +335,26 @@ def test_results_cut_by_an_interruption_are_repaired_before_appending(tmp_path):
     assert set(read_done(out)) == {"1-a", "2-b"}
     assert out.read_text() == '{"id": "1-a", "scores": null}\n{"id": "2-b", "scores": null}\n'
     assert read_done(tmp_path / "missing.jsonl") == {}
+
+
+def test_no_test_question_near_duplicates_a_train_question():
+    """remove_contamination drops exactly the test pairs whose question is within the threshold of a train one."""
+    import numpy as np
+
+    from sciqag.splits import Split, remove_contamination
+
+    def unit(*xs):
+        v = np.asarray(xs, dtype=np.float32)
+        return v / np.linalg.norm(v)
+
+    split = Split(
+        test=[{"qa_id": "t-copy"}, {"qa_id": "t-close"}, {"qa_id": "t-far"}],
+        train=[{"qa_id": f"r{i}"} for i in range(5000)] + [{"qa_id": "r-last"}],  # two blocks of train questions
+    )
+    vectors = {f"r{i}": unit(0, 0, 1) for i in range(5000)}
+    vectors["r-last"] = unit(1, 0, 0)
+    vectors |= {"t-copy": unit(1, 0, 0), "t-close": unit(1, 0.3, 0), "t-far": unit(0, 1, 0)}
+    remove_contamination(split, vectors, 0.95)  # t-close: cosine 0.958 to r-last, in the second block
+    assert [r["qa_id"] for r in split.test] == ["t-far"]
+    assert {(t, r) for t, r, _ in split.contamination} == {("t-copy", "r-last"), ("t-close", "r-last")}
+    assert split.contamination_threshold == 0.95

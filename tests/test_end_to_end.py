@@ -133,6 +133,15 @@ def test_real_papers_end_to_end(tmp_path, free_port):
     assert metric(result.metrics, "sciqag_dlq_total", stage="extractor") == 0
     assert metric(result.metrics, "sciqag_llm_tokens_total", role="generator", kind="generated") > 0
     assert metric(result.metrics, "sciqag_racar_score_count", dimension="accuracy") == len(qa)
+    # distinct real papers: every pair checked for near-duplicates across papers, few or none found (issue 19)
+    duplicates = [r for r in qa if r["duplicate_of"]]
+    print(
+        f"near-duplicates among the real papers' {len(qa)} pairs: {len(duplicates)}",
+        [r["question"] for r in duplicates],
+    )
+    assert all(r["duplicate_similarity"] is not None for r in qa)
+    assert len(duplicates) <= max(1, len(qa) // 20)
+    assert metric(result.metrics, "sciqag_near_duplicate_checked_total") == len(qa)
     assert any(name.startswith("faust_") for name, _ in result.metrics)  # Faust's own monitor is exported too
     print(
         f"\nend-to-end: {result.summary.get('wall_seconds', 0):.0f} s, {len(qa)} pairs, "
@@ -210,3 +219,62 @@ def test_bad_files_are_reported_good_papers_still_scored_and_the_results_exporte
     paper_rows = store.query("SELECT paper_id, count() AS n FROM sciqag.papers FINAL GROUP BY paper_id")
     store.close()
     assert len(paper_rows) == len(good) + 3 and all(r["n"] == 1 for r in paper_rows)
+
+
+def test_the_same_paper_under_two_ids_is_a_near_duplicate_and_its_replay_stays_canonical(
+    tmp_path, free_port, vllm_server
+):
+    """Issue 19 on real parts (broker, chDB, the bundled model behind `vllm serve`): a paper, then the same paper
+    under another id (other bytes, so another content hash), then the first one again (a replay: on the embedded
+    broker that is `sciqag run` on the file again). Greedy decoding, so the copy's pairs are the same questions."""
+    from processors.local.samples import write_sample_pdfs
+
+    original = write_sample_pdfs(tmp_path / "samples")[0]
+    copy = tmp_path / "copy" / "the-same-paper.pdf"
+    copy.parent.mkdir()
+    copy.write_bytes(original.read_bytes() + b"\n% the same paper, delivered again by another feed\n")
+    data = tmp_path / "data"
+    extra = ["--mcq", "0", "--llm-url", f"{vllm_server}/v1", "--model", "sciqag-llm"]
+    env = {"SCIQAG_TEMPERATURE": "0"}
+
+    def run(path):
+        result = run_sciqag([path], data, free_port, extra=extra, env=env)
+        assert result.returncode == 0, result.stderr[-4000:]
+        (paper,) = result.summary["papers"].values()
+        if paper["status"] != "scored":
+            pytest.skip(
+                f"the 135M model's output for the sample paper was unusable: {paper}"
+            )  # not this test's subject
+        return next(iter(result.summary["papers"]))
+
+    first_id = run(original)
+    copy_id = run(copy)
+    assert copy_id != first_id
+    store = open_store(data)
+    rows = store.qa_rows()
+    first = {r["qa_id"]: r for r in rows if r["paper_id"] == first_id}
+    copies = [r for r in rows if r["paper_id"] == copy_id]
+    assert first and copies
+    assert all(r["duplicate_of"] == "" for r in first.values())
+    for r in copies:  # every pair of the second delivery repeats a pair of the first
+        assert r["duplicate_of"] in first, (r["question"], [f["question"] for f in first.values()])
+        assert r["duplicate_similarity"] >= 0.92
+    first_stored = {qa_id: r["first_stored_at"] for qa_id, r in first.items()}
+    store.close()
+
+    assert run(original) == first_id  # the replay
+    store = open_store(data)
+    rows = store.qa_rows()
+    store.close()
+    replayed = [r for r in rows if r["paper_id"] == first_id]
+    assert replayed and all(r["duplicate_of"] == "" for r in replayed)
+    assert all(r["first_stored_at"] == first_stored[r["qa_id"]] for r in replayed if r["qa_id"] in first_stored)
+    assert all(r["duplicate_of"] in {x["qa_id"] for x in replayed} for r in rows if r["paper_id"] == copy_id)
+
+    export = subprocess.run(
+        [sciqag_exe(), "export", "--data-dir", str(data)], capture_output=True, text=True, timeout=300
+    )
+    assert export.returncode == 0, export.stderr
+    exported = [line for line in export.stdout.splitlines() if line.strip()]
+    assert len(exported) == len(replayed)  # the copies are left out by default
+    assert f"{len(copies)} near-duplicates of other papers' pairs left out" in export.stderr

@@ -177,7 +177,10 @@ CREATE TABLE IF NOT EXISTS `sciqag`.qa_pairs (
     single_correct Nullable(Bool),
     judge_prompt_version String,
     evidence Array(Tuple(quote String, start Int32, end Int32, ratio Float32, located Bool)),
-    grounding Nullable(Float32)
+    grounding Nullable(Float32),
+    duplicate_of String,
+    duplicate_similarity Nullable(Float32),
+    first_stored_at DateTime64(6, 'UTC')
 ) ENGINE = ReplacingMergeTree(inserted_at) ORDER BY (paper_id, qa_id);
 
 ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS paper_id String;
@@ -243,6 +246,12 @@ ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS judge_prompt_version Stri
 ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS evidence Array(Tuple(quote String, start Int32, end Int32, ratio Float32, located Bool));
 
 ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS grounding Nullable(Float32);
+
+ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS duplicate_of String;
+
+ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS duplicate_similarity Nullable(Float32);
+
+ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS first_stored_at DateTime64(6, 'UTC');
 
 CREATE TABLE IF NOT EXISTS `sciqag`.judgments (
     judge_id LowCardinality(String),
@@ -343,7 +352,19 @@ ALTER TABLE `sciqag`.dead_letters ADD COLUMN IF NOT EXISTS paper_failed Bool;
 
 ALTER TABLE `sciqag`.dead_letters ADD COLUMN IF NOT EXISTS failed_at DateTime64(3, 'UTC');
 
-CREATE TABLE IF NOT EXISTS `sciqag`.qa_scored_json_v3 (
+CREATE TABLE IF NOT EXISTS `sciqag`.qa_embeddings (
+    qa_id String,
+    paper_id String,
+    kind LowCardinality(String),
+    language LowCardinality(String),
+    question String,
+    model LowCardinality(String),
+    embedding Array(Float32),
+    first_stored_at DateTime64(6, 'UTC'),
+    INDEX question_hnsw embedding TYPE vector_similarity('hnsw', 'cosineDistance', 384)
+) ENGINE = MergeTree PARTITION BY kind ORDER BY (kind, paper_id, qa_id);
+
+CREATE TABLE IF NOT EXISTS `sciqag`.qa_scored_json_v4 (
     paper Tuple(paper_id String, doi String, title String, journal String, categories Array(String), source_uri String, source_feed String),
     qa_id String,
     pair_index UInt16,
@@ -364,10 +385,13 @@ CREATE TABLE IF NOT EXISTS `sciqag`.qa_scored_json_v3 (
     judge_prompt_version String,
     evidence Array(Tuple(quote String, start Int32, end Int32, ratio Float32, located Bool)),
     grounding Nullable(Float32),
-    scored_at DateTime64(6, 'UTC') DEFAULT now64(6)
+    scored_at DateTime64(6, 'UTC') DEFAULT now64(6),
+    duplicate_of String,
+    duplicate_similarity Nullable(Float32),
+    first_stored_at DateTime64(6, 'UTC') DEFAULT now64(6)
 ) ENGINE = Null;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS `sciqag`.qa_scored_json_v3_to_qa_pairs TO `sciqag`.qa_pairs AS SELECT
+CREATE MATERIALIZED VIEW IF NOT EXISTS `sciqag`.qa_scored_json_v4_to_qa_pairs TO `sciqag`.qa_pairs AS SELECT
     paper.paper_id AS paper_id,
     qa_id AS qa_id,
     kind AS kind,
@@ -399,8 +423,11 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS `sciqag`.qa_scored_json_v3_to_qa_pairs TO
     single_correct AS single_correct,
     judge_prompt_version AS judge_prompt_version,
     evidence AS evidence,
-    grounding AS grounding
-FROM `sciqag`.qa_scored_json_v3;
+    grounding AS grounding,
+    duplicate_of AS duplicate_of,
+    duplicate_similarity AS duplicate_similarity,
+    first_stored_at AS first_stored_at
+FROM `sciqag`.qa_scored_json_v4;
 
 CREATE TABLE IF NOT EXISTS `sciqag`.qa_judgments_json_v1 (
     paper Tuple(paper_id String),

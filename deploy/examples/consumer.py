@@ -6,6 +6,9 @@ so a consumer in any language can follow the same contract.
 
     python deploy/examples/consumer.py --bootstrap localhost:9094 --accepted-only > pairs.jsonl
 
+On the embedded broker (Tansu) give it `--session-timeout-ms 6000`: Tansu completes a group's first join only after
+about half the session timeout (~5 s at aiokafka's default of 10 s).
+
 Records carry `schema_version`; this consumer reads version 1 and skips (and counts) others.
 New fields may appear in later records: the schema allows them and this code ignores them.
 """
@@ -33,6 +36,8 @@ async def consume(args: argparse.Namespace) -> int:
         group_id=args.group,
         auto_offset_reset="earliest",
         enable_auto_commit=True,
+        session_timeout_ms=args.session_timeout_ms,
+        heartbeat_interval_ms=max(500, args.session_timeout_ms // 6),
     )
     await consumer.start()
     seen = invalid = 0
@@ -77,6 +82,9 @@ def main() -> int:
     parser.add_argument("--bootstrap", default="localhost:9094", help="Kafka bootstrap servers")
     parser.add_argument("--group", default="qa-consumer-example", help="consumer group id")
     parser.add_argument("--schema", type=Path, default=DEFAULT_SCHEMA, help="QAScored JSON Schema")
+    parser.add_argument(
+        "--session-timeout-ms", type=int, default=10_000, help="consumer group session timeout (6000 on Tansu)"
+    )
     parser.add_argument("--accepted-only", action="store_true", help="only pairs the judge accepted")
     parser.add_argument("--max-messages", type=int, default=0, help="stop after N records (0: run forever)")
     return asyncio.run(consume(parser.parse_args()))

@@ -15,6 +15,11 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true", help="mera: include items the judge did not accept")
     p.add_argument("--out", type=Path, help="output file (default: standard output)")
     judge_option(p)
+    p.add_argument(
+        "--with-duplicates",
+        action="store_true",
+        help="also export the pairs marked as near-duplicates of another paper's pair (left out by default)",
+    )
     common_options(p)
 
 
@@ -27,6 +32,9 @@ def export(args) -> int:
     settings = settings_from(args)
     with open_store(settings) as store:
         rows = store.qa_rows(judge=settings.primary_judge)
+    duplicates = sum(1 for r in rows if r["duplicate_of"])
+    if not args.with_duplicates:
+        rows = [r for r in rows if not r["duplicate_of"]]
     if args.format == "mera":
         records = to_mera(mera_items(rows, accepted_only=not args.all))
     else:
@@ -40,6 +48,9 @@ def export(args) -> int:
             out.close()
     if args.out:
         print(f"wrote {len(records)} {'items' if args.format == 'mera' else 'pairs'} to {args.out}", file=sys.stderr)
+    if duplicates:
+        what = "included" if args.with_duplicates else "left out (--with-duplicates keeps them)"
+        print(f"{duplicates} near-duplicates of other papers' pairs {what}", file=sys.stderr)
     return 0
 
 
@@ -65,6 +76,12 @@ def stats(args) -> int:
         f"\n{len(scored)} papers scored, {failed} failed; {len(qa)} pairs "
         f"({sum(1 for r in qa if r['kind'] == 'mcq')} multiple-choice)"
     )
+    overall = groups[0]
+    if overall.checked:
+        print(
+            f"near-duplicates of other papers' pairs: {overall.duplicates} of {overall.checked} checked pairs "
+            f"({overall.duplicate_rate:.1%}; threshold {settings.duplicate_threshold}); `export` leaves them out"
+        )
     target = args.html or settings.data_dir / "stats.html"
     target.write_text(html_report(groups, qa, scored), encoding="utf-8")
     print(f"HTML report: {target}")

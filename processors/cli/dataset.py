@@ -37,6 +37,12 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         "content words and numbers (0-1; default 0: no filter)",
     )
     judge_option(d)
+    d.add_argument(
+        "--with-duplicates",
+        action="store_true",
+        help="keep the pairs marked as near-duplicates of another paper's pair (left out by default); test "
+        "questions that near-duplicate a train question are removed either way",
+    )
     common_options(d)
     d = dsub.add_parser(
         "import-sciqag",
@@ -75,6 +81,7 @@ def run(args) -> int:
             seed=args.seed,
             policy=args.policy,
             min_grounding=args.min_grounding,
+            with_duplicates=args.with_duplicates,
         )
 
     from ..jobs.release_import import import_release

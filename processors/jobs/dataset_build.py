@@ -11,23 +11,54 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sciqag.splits import SHAPES, Split, dataset_card, split_pairs
+import numpy as np
+
+from sciqag.splits import SHAPES, Split, dataset_card, remove_contamination, split_pairs
 
 from ..settings import Settings
-from ..store import open_store
+from ..store import Store, open_store
+
+
+def question_vectors(store: Store, rows: list[dict], model: str) -> dict[str, np.ndarray]:
+    """qa_id -> the question's embedding: as stored by the sink (qa_embeddings), computed for pairs without one."""
+    stored = store.embeddings_of([(r["paper_id"], r["qa_id"]) for r in rows])
+    vectors = {qa_id: np.asarray(v, dtype=np.float32) for qa_id, v in stored.items()}
+    missing = [r for r in rows if r["qa_id"] not in vectors]
+    if missing:
+        from sciqag.embeddings import embed
+
+        for r, v in zip(missing, embed([r["question"] for r in missing], model), strict=True):
+            vectors[r["qa_id"]] = v
+    return vectors
 
 
 def build_from_store(
-    settings: Settings, out: Path, *, per_category: int, seed: int, policy: str, min_grounding: float = 0.0
+    settings: Settings,
+    out: Path,
+    *,
+    per_category: int,
+    seed: int,
+    policy: str,
+    min_grounding: float = 0.0,
+    with_duplicates: bool = False,
 ) -> int:
     """Read the stored pairs, write the splits and print what went where; returns the exit code.
 
     min_grounding > 0 keeps only pairs whose located evidence covers that share of the answer (pairs without
-    quotes are left out too)."""
+    quotes are left out too). Near-duplicates of other papers' pairs are left out unless with_duplicates; test
+    pairs whose question near-duplicates a train question are removed in any case."""
     with open_store(settings) as store:
         rows = store.qa_rows(judge=settings.primary_judge)  # the primary judge's scores, or --judge's
+        open_rows = [r for r in rows if r.get("kind", "open") == "open"]
+        vectors = question_vectors(store, open_rows, settings.embeddings_model) if open_rows else {}
     if not rows:
         raise ValueError(f"no pairs stored under {settings.data_dir} (run the pipeline or `dataset import-sciqag`)")
+    duplicates = 0
+    if not with_duplicates:
+        duplicates = sum(1 for r in rows if r["duplicate_of"])
+        rows = [r for r in rows if not r["duplicate_of"]]
+        if duplicates:
+            print(f"{duplicates} near-duplicates of other papers' pairs left out", file=sys.stderr)
     if min_grounding > 0:
         kept = [r for r in rows if r.get("grounding") is not None and r["grounding"] >= min_grounding]
         print(f"--min-grounding {min_grounding}: {len(kept)} of {len(rows)} pairs kept", file=sys.stderr)
@@ -38,6 +69,9 @@ def build_from_store(
         per_category=per_category,
         seed=seed,
         policy=policy,
+        vectors=vectors,
+        threshold=settings.duplicate_threshold,
+        duplicates_left_out=duplicates,
         source=f"ClickHouse database '{settings.clickhouse_database}'"
         + (f", pairs with grounding >= {min_grounding}" if min_grounding > 0 else ""),
     )
@@ -49,6 +83,11 @@ def build_from_store(
         f"test {len(split.papers('test'))} papers / {len(split.test)} pairs; train {len(split.papers('train'))} "
         f"papers / {len(split.train)} pairs; {len(written)} files written, card {out / 'README.md'}"
     )
+    if split.contamination:
+        print(
+            f"{len(split.contamination)} test pairs removed: their question near-duplicates a train question "
+            f"(cosine >= {settings.duplicate_threshold})"
+        )
     return 0
 
 
@@ -89,11 +128,24 @@ def _write_parquet(records: list[dict], shape: str):
 
 
 def build_dataset(
-    rows: list[dict], out: Path, *, per_category: int, seed: int, policy: str, source: str
+    rows: list[dict],
+    out: Path,
+    *,
+    per_category: int,
+    seed: int,
+    policy: str,
+    source: str,
+    vectors: dict[str, np.ndarray] | None = None,
+    threshold: float = 0.0,
+    duplicates_left_out: int = 0,
 ) -> tuple[Split, list[str]]:
-    """Write the splits; returns the split and the files written (files kept from an interrupted run are not)."""
+    """Write the splits; returns the split and the files written (files kept from an interrupted run are not).
+    `vectors`: each open pair's question embedding, for the train/test contamination check (None: not checked)."""
     split = split_pairs(rows, per_category=per_category, seed=seed, policy=policy)
-    fingerprint = _fingerprint(rows, per_category=per_category, seed=seed, policy=policy)
+    split.duplicates_left_out = duplicates_left_out
+    if vectors is not None:
+        remove_contamination(split, vectors, threshold)
+    fingerprint = _fingerprint(rows, per_category=per_category, seed=seed, policy=policy, threshold=threshold)
     manifest_path = out / ".build-manifest.json"
     manifest = {}
     if manifest_path.exists():

@@ -22,6 +22,7 @@ from sciqag.ids import normalize_doi, paper_id_for, qa_id_for
 from sciqag.quality import numeric_support
 from sciqag.racar import passes
 
+from ..dedup import UNCHECKED, Decision, NearDuplicates, PairView
 from ..pipeline.worker import Job, Running, run_worker
 from ..progress import Progress
 from ..settings import Settings
@@ -127,6 +128,13 @@ def _already_imported(store: Store, papers: list[ReleasePaper]) -> set[str]:
     return {pid for pid, s in status.items() if s["status"] == "scored"}
 
 
+def near_duplicate_decisions(settings: Settings, store: Store, scored: list[QAScored]) -> list[Decision]:
+    """The sink's near-duplicate decision for pairs stored here without it (processors/dedup.py)."""
+    if not settings.near_duplicates:
+        return [UNCHECKED] * len(scored)
+    return NearDuplicates(store, settings).decide([PairView.of(r) for r in scored])
+
+
 def import_assumed(settings: Settings, papers: list[ReleasePaper], score: int, *, force: bool) -> tuple[int, int, int]:
     """Store the pairs with assumed scores; returns (papers stored, pairs stored, papers skipped as already stored)."""
     with open_store(settings) as store:
@@ -136,7 +144,8 @@ def import_assumed(settings: Settings, papers: list[ReleasePaper], score: int, *
         for done, paper in enumerate(todo, 1):
             scored = assumed_scores(release_generated(paper, paper.text, "full"), score, settings.acceptance_policy)
             if scored:
-                store.insert_qa([qa_row(r) for r in scored])
+                decisions = near_duplicate_decisions(settings, store, scored)
+                store.insert_qa([qa_row(r, d) for r, d in zip(scored, decisions, strict=True)])
                 store.insert_papers([paper_row_scored(scored[-1])])
             progress.update(done)
         progress.close()

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 
 from schemas import topics as T
 
-from .. import judging
+from .. import judging, metrics
 from ..kafka import COMPRESSION, MAX_REQUEST_BYTES, faust_credentials, group_timeouts
 from ..llm import open_llm
 from ..settings import Settings
@@ -94,6 +94,10 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
     if _faust_metrics is None:  # the registry is process-wide; create Faust's metrics once
         _faust_metrics = FaustMetrics.create(REGISTRY, "faust")
     app.monitor = PrometheusMonitor(metrics=_faust_metrics)
+    if set(settings.agents) - {"sink"}:  # the Faust agents' group (a sink-only worker's Faust consumer holds nothing)
+        metrics.ASSIGNED_PARTITIONS.sources[app.conf.id] = lambda: [
+            (tp.topic, tp.partition) for tp in app.consumer.assignment()
+        ]
 
     def topic(name: str):
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
@@ -183,6 +187,9 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
             app_id=app.conf.id,
             monitor=app.monitor,
             faust_metrics=_faust_metrics,
+        )
+        metrics.ASSIGNED_PARTITIONS.sources[sink_consumer.group_id] = lambda: (
+            [(tp.topic, tp.partition) for tp in sink_consumer.consumer.assignment()] if sink_consumer.consumer else []
         )
 
         @app.task

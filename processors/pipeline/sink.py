@@ -26,6 +26,7 @@ from schemas import topics as T
 from schemas.ddl import DLQ_TABLE
 
 from .. import metrics
+from ..dedup import UNCHECKED, NearDuplicates, PairView, with_decision
 from ..errors import StoreError
 from ..kafka import aiokafka_security, bootstrap_servers, group_timeouts
 from ..settings import Settings
@@ -65,6 +66,7 @@ class SinkBatch:
     # judgments by role (live | rejudge | shadow)
     live: list[bool] = field(default_factory=list)
     judgments: dict[str, int] = field(default_factory=dict)
+    views: list = field(default_factory=list)  # what the near-duplicate decision reads of each (PairView)
     paper_rows: list = field(default_factory=list)
     dlq_rows: list = field(default_factory=list)
     completed: list = field(default_factory=list)  # QAScored records that complete a paper
@@ -83,6 +85,7 @@ class Sink:
         self.ctx = ctx
         self._kill_after_batches = ctx.settings.fault_kill_after_sink_batches
         self._batches = 0
+        self._dedup_warned = False
 
     async def prepare(self, records: list) -> SinkBatch:
         """Check and sort one batch; records that fail are dead-lettered here. Python work only, so the sink's
@@ -105,6 +108,7 @@ class Sink:
                 batch.scored.append(record)
                 batch.live.append(check.live)
                 batch.judgments[check.judge_role] = batch.judgments.get(check.judge_role, 0) + 1
+                batch.views.append(PairView.of(check))
                 if rec is not None:
                     batch.paper_rows.append(paper_row_scored(rec))
                     batch.completed.append(rec)
@@ -162,10 +166,18 @@ class Sink:
         """Insert a prepared batch, retrying until ClickHouse took it (its offsets are committed after this)."""
         started = time.perf_counter()
         store = self.ctx.store
-        # the live judge's records are the pairs (qa_pairs); every scored record is also a judgment. A record that
-        # cannot be stored is dead-lettered once, by the first insert that meets it
-        live = await self._store_scored([r for r, is_live in zip(batch.scored, batch.live) if is_live])
+        # the live judge's records are the pairs (qa_pairs), decided near-duplicate or not before they are stored;
+        # every scored record is also a judgment. A record that cannot be stored is dead-lettered once, by the first
+        # insert that meets it
+        live_records = [r for r, is_live in zip(batch.scored, batch.live, strict=True) if is_live]
+        live_views = [v for v, is_live in zip(batch.views, batch.live, strict=True) if is_live]
+        decisions = await self._near_duplicate_decisions(live_views)
+        live = await self._store_scored(live_records, decisions)
         stored = len(live)
+        if stored and self.ctx.settings.near_duplicates:
+            await self._insert_until_stored(
+                "qa_pairs", lambda: NearDuplicates(store(), self.ctx.settings).recheck(live_views, decisions), True
+            )
         await self._store_judgments([r for r, is_live in zip(batch.scored, batch.live) if not is_live or id(r) in live])
         await self._insert_until_stored(
             "paper_texts", lambda: store().insert_paper_texts(batch.text_rows), bool(batch.text_rows)
@@ -222,11 +234,33 @@ class Sink:
                 await self.ctx.reject(STAGE, exc, paper_id=record_key(record), event=record)
         await self._insert_until_stored("judgments", lambda: self.ctx.store().insert_judgments(rows), bool(rows))
 
-    async def _store_scored(self, records: list) -> set[int]:
-        """Insert the scored pairs; returns the records stored, by id() (the rest were dead-lettered)."""
+    async def _near_duplicate_decisions(self, views: list[PairView]) -> list:
+        """Each pair's near-duplicate decision (processors/dedup.py), made before the pairs are stored; retried
+        while ClickHouse is away. Without the embeddings model the pairs are stored unchecked, with a warning."""
+        if not views or not self.ctx.settings.near_duplicates:
+            return [UNCHECKED] * len(views)
+        dedup = NearDuplicates(self.ctx.store(), self.ctx.settings)
+        delay = 0.5
+        while True:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(None, dedup.decide, views)
+            except StoreError as exc:
+                metrics.SINK_RETRIES.inc()
+                log.warning("sink: near-duplicate lookup failed: %s; retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            except Exception as exc:  # the embeddings model is missing or broken: pairs still flow, unchecked
+                if not self._dedup_warned:
+                    log.warning("sink: near-duplicate questions are not checked: %s", exc)
+                    self._dedup_warned = True
+                return [UNCHECKED] * len(views)
+
+    async def _store_scored(self, records: list, decisions: list) -> set[int]:
+        """Insert the scored pairs with their near-duplicate decisions; returns the records stored, by id() (the
+        rest were dead-lettered)."""
         if not records:
             return set()
-        payloads = [r.value for r in records]
+        payloads = [with_decision(r.value, d) for r, d in zip(records, decisions, strict=True)]
         started = time.perf_counter()
         try:
             await asyncio.get_running_loop().run_in_executor(None, lambda: self.ctx.store().insert_qa_json(payloads))
@@ -242,9 +276,9 @@ class Sink:
         # ClickHouse away, or a record it cannot read: find the records that are not valid QAScored, store the rest
         # as rows (retrying until stored); any error from here on is ClickHouse's
         rows, stored = [], set()
-        for record in records:
+        for record, decision in zip(records, decisions, strict=True):
             try:
-                rows.append(qa_row(decode(record.value, QAScored)))
+                rows.append(qa_row(decode(record.value, QAScored), decision))
                 stored.add(id(record))
             except RecordError as exc:
                 await self.ctx.reject(STAGE, exc, paper_id=record_key(record), event=record)
@@ -317,6 +351,7 @@ class SinkConsumer:
         self.group_id = sink_group(app_id)
         self.monitor = monitor  # Faust's PrometheusMonitor: committed and end offsets per partition (consumer lag)
         self.faust_metrics = faust_metrics  # records received per topic, as Faust counts them for its agents
+        self.consumer = None  # the running aiokafka consumer (its assignment is a metric: metrics.ASSIGNED_PARTITIONS)
 
     def _consumer(self):
         from aiokafka import AIOKafkaConsumer
@@ -340,7 +375,7 @@ class SinkConsumer:
         )
 
     async def run(self) -> None:
-        consumer = self._consumer()
+        consumer = self.consumer = self._consumer()
         await consumer.start()
         storing: asyncio.Future | None = None  # the previous batch: stored, then committed
         try:

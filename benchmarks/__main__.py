@@ -7,13 +7,16 @@ import sys
 import time
 from pathlib import Path
 
-from . import extraction, grounding, llm_stage, near_duplicate_threshold, sink
+from . import dedup_step, extraction, grounding, llm_stage, near_duplicate_threshold, sink, vector_index
 from .common import format_table, machine, save
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run every benchmark and print one table of ratios.")
-    parser.add_argument("--only", help="comma-separated subset of extraction,grounding,near_duplicates,sink,llm")
+    parser.add_argument(
+        "--only",
+        help="comma-separated subset of extraction,grounding,near_duplicates,vector_index,dedup_step,sink,llm,scaling",
+    )
     parser.add_argument("--model", default="", help="model folder for the LLM benchmarks (default: bundled)")
     parser.add_argument("--sizes", default="10,100,1000", help="paper counts for the overhead scaling runs")
     parser.add_argument("--pairs", type=int, default=10)
@@ -22,9 +25,14 @@ def main() -> None:
         "--copies", type=int, default=1, help="stream each real PDF this many times in the LLM benchmark"
     )
     parser.add_argument("--sink-rows", type=int, default=100_000)
+    parser.add_argument(
+        "--vector-sizes", default="10k,100k,1M", help="stored vectors for the vector index benchmark (e.g. 10k,100k)"
+    )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
-    chosen = set((args.only or "extraction,grounding,near_duplicates,sink,llm").split(","))
+    chosen = set(
+        (args.only or "extraction,grounding,near_duplicates,vector_index,dedup_step,sink,llm,scaling").split(",")
+    )
     started = time.time()
     rows = []
     if "extraction" in chosen:
@@ -33,6 +41,10 @@ def main() -> None:
         rows += grounding.run()
     if "near_duplicates" in chosen:
         rows += near_duplicate_threshold.run()
+    if "vector_index" in chosen:
+        rows += vector_index.run(vector_index.parse_sizes(args.vector_sizes))
+    if "dedup_step" in chosen:
+        rows += dedup_step.run()
     if "sink" in chosen:
         rows += sink.run(args.sink_rows)
     if "llm" in chosen:
@@ -43,6 +55,10 @@ def main() -> None:
             mcq=args.mcq,
             copies=args.copies,
         )
+    if "scaling" in chosen:
+        from . import scaling  # starts brokers and workers: only when chosen
+
+        rows += scaling.run()
     print(
         f"\nsciqag-stream benchmarks — {machine()} — {time.strftime('%Y-%m-%d %H:%M')} — "
         f"{time.time() - started:.0f} s\n"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmarks import extraction, sink
+from benchmarks import extraction, sink, vector_index
 from benchmarks.common import Row, format_table
 
 from .conftest import shared_pdfs
@@ -29,3 +29,15 @@ def test_sink_benchmark_runs_against_the_real_broker_and_chdb():
     assert agent.value == vs_json.value > 0 and vs_json.baseline > 0
     assert bound.baseline == agent.baseline > 0 and bound.value > 0
     assert " rows in " in agent.note and "us msgspec decode" in bound.note
+
+
+def test_vector_index_benchmark_measures_the_stream_table_against_a_scan():
+    rows = vector_index.run(sizes=(3000,), queries=20)
+    insert, lookup, recall = rows
+    assert insert.value > 0 and insert.baseline > insert.value  # the index costs inserts
+    assert "parts after: mcq " in insert.note
+    assert lookup.value > 0 and lookup.baseline > 0
+    assert "fewer than 10 found: 0; own paper returned: 0" in lookup.note  # k rows, never the asking paper's
+    assert recall.baseline >= 0.99  # the scan agrees with numpy: the exact answer is right
+    assert "index used: yes" in lookup.note  # the stream's query is one the HNSW index answers
+    assert recall.target == 0.95 and recall.value >= 0.9  # the index finds the exact neighbours

@@ -46,6 +46,13 @@ QA_PAIRS = Counter("sciqag_qa_pairs_total", "Judged QA pairs, by outcome (accept
 PREFILTER_DROPPED = Counter(
     "sciqag_qa_prefilter_dropped_total", "Generated pairs the rule-based pre-filter dropped, by reason.", ["reason"]
 )
+QA_FUNNEL = Counter(
+    "sciqag_qa_funnel_pairs",
+    "Where the pairs asked of the model went, by kind (open | mcq) and step: requested = generated + unparseable + "
+    "failed_paper (the generator failed the paper); generated = prefiltered + not_judged + judged; judged = accepted "
+    "+ the rest. Near-duplicates: sciqag_near_duplicates_total.",
+    ["kind", "step"],
+)
 QA_STORED = Counter("sciqag_qa_pairs_stored_total", "QA pairs inserted into ClickHouse.")
 JUDGMENTS_STORED = Counter(
     "sciqag_judgments_stored_total",

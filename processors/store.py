@@ -152,6 +152,9 @@ def paper_row_scored(r: QAScored) -> dict[str, Any]:
         "q_pairs_over_0_7": q.q_pairs_over_0_7,
         "coverage": q.coverage,
         "prefilter_dropped": dict(q.prefilter_dropped),
+        "pairs_requested": dict(q.pairs_requested),
+        "pairs_parsed": dict(q.pairs_parsed),
+        "pairs_not_judged": dict(q.pairs_not_judged),
         **_extraction_columns(r.extraction),
     }
 
@@ -247,6 +250,9 @@ _COLUMN_DEFAULTS: dict[str, Any] = {
     "qa_pairs": 0,
     "q_pairs_over_0_7": 0,
     "prefilter_dropped": {},
+    "pairs_requested": {},
+    "pairs_parsed": {},
+    "pairs_not_judged": {},
     "doi": "",
     "title": "",
     "journal": "",
@@ -525,7 +531,8 @@ class Store:
         if not ids:
             return {}
         rows = self.query(
-            "SELECT paper_id, status, stage, error_kind, error_message, qa_pairs, updated_at "
+            "SELECT paper_id, status, stage, error_kind, error_message, qa_pairs, updated_at, "
+            "prefilter_dropped, pairs_requested, pairs_parsed, pairs_not_judged "
             f"FROM `{self.database}`.{PAPERS_TABLE} FINAL "
             "WHERE paper_id IN {ids:Array(String)}",
             {"ids": ids},

@@ -58,6 +58,10 @@ PAPER_COLUMNS: list[tuple[str, str]] = [
     ("q_pairs_over_0_7", "UInt16"),
     ("coverage", "Nullable(Float32)"),
     ("prefilter_dropped", "Map(String, UInt32)"),
+    # where the pairs went, by kind (schemas.records.PaperQuality): asked of the model, parsed, not judged
+    ("pairs_requested", "Map(String, UInt16)"),
+    ("pairs_parsed", "Map(String, UInt16)"),
+    ("pairs_not_judged", "Map(String, UInt16)"),
     # how the text was obtained (schemas.records.ExtractionSummary): OCR'd and repaired pages, detected language
     ("extractor_version", "LowCardinality(String)"),
     ("pages", "UInt16"),

@@ -165,6 +165,10 @@ class QAGenerated(msgspec.Struct, gc=False, kw_only=True):
     generated_tokens: int = 0
     prefilter_dropped: dict[str, int] = {}  # pairs the rule-based pre-filter removed, by reason
     extraction: ExtractionSummary | None = None
+    # where the pairs went, by kind (open | mcq): how many were asked of the model (SCIQAG_PAIRS_PER_PAPER,
+    # SCIQAG_MCQ_PER_PAPER) and how many usable ones were parsed from its output, before the pre-filter
+    pairs_requested: dict[str, int] = {}
+    pairs_parsed: dict[str, int] = {}
     generated_at: datetime = msgspec.field(default_factory=utcnow)
     schema_version: int = SCHEMA_VERSION
 
@@ -195,6 +199,11 @@ class PaperQuality(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     q_pairs_over_0_7: int = 0  # near-duplicate question pairs
     coverage: float | None = None  # SciQAG coverage rate of the answers over the paper
     prefilter_dropped: dict[str, int] = {}
+    # the paper's pair funnel for its papers row, by kind: QAGenerated.pairs_requested and .pairs_parsed, and the
+    # pairs the judge could not score (each dead-lettered with paper_failed=False)
+    pairs_requested: dict[str, int] = {}
+    pairs_parsed: dict[str, int] = {}
+    pairs_not_judged: dict[str, int] = {}
 
 
 class QAScored(msgspec.Struct, gc=False, kw_only=True):

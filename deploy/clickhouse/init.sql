@@ -80,6 +80,9 @@ CREATE TABLE IF NOT EXISTS `sciqag`.papers (
     q_pairs_over_0_7 UInt16,
     coverage Nullable(Float32),
     prefilter_dropped Map(String, UInt32),
+    pairs_requested Map(String, UInt16),
+    pairs_parsed Map(String, UInt16),
+    pairs_not_judged Map(String, UInt16),
     extractor_version LowCardinality(String),
     pages UInt16,
     ocr_pages Array(UInt16),
@@ -130,6 +133,12 @@ ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS q_pairs_over_0_7 UInt16;
 ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS coverage Nullable(Float32);
 
 ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS prefilter_dropped Map(String, UInt32);
+
+ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS pairs_requested Map(String, UInt16);
+
+ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS pairs_parsed Map(String, UInt16);
+
+ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS pairs_not_judged Map(String, UInt16);
 
 ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS extractor_version LowCardinality(String);
 

@@ -123,6 +123,13 @@ class Judge:
         failed = len(results) - len(judged)
         if failed:
             metrics.JUDGE_PAIRS.labels(self.role, "failed").inc(failed)
+        not_judged: dict[str, int] = {}
+        for pair, _, res in results:
+            if res is None:
+                not_judged[pair.kind] = not_judged.get(pair.kind, 0) + 1
+        if live:
+            for kind, n in not_judged.items():
+                metrics.QA_FUNNEL.labels(kind, "not_judged").inc(n)
         if self.role == "shadow":  # counted, never dead-lettered: the paper is not at fault
             if not judged:
                 return failed
@@ -151,7 +158,7 @@ class Judge:
                 )
                 return failed
         # the per-paper measures are the papers row's, which only the live judge writes
-        quality = await self._paper_quality(generated) if live else None
+        quality = await self._paper_quality(generated, not_judged) if live else None
         run_qa_ids = [pair.qa_id for pair, _, _ in judged]
         this_judge = self.judge_id(engine)
         for sequence, (pair, (racar, single_correct), res) in enumerate(judged):
@@ -199,6 +206,9 @@ class Judge:
             if not live:
                 continue
             metrics.QA_PAIRS.labels("accepted" if accepted else "rejected").inc()
+            metrics.QA_FUNNEL.labels(pair.kind, "judged").inc()
+            if accepted:
+                metrics.QA_FUNNEL.labels(pair.kind, "accepted").inc()
             for dim, value in scores(racar).items():
                 metrics.RACAR_SCORE.labels(dim).observe(value)
             if pair.grounding is not None:
@@ -208,11 +218,17 @@ class Judge:
             metrics.PAPERS.labels(STAGE, "ok").inc()
         return failed
 
-    async def _paper_quality(self, generated: QAGenerated) -> PaperQuality:
-        """Question diversity and answer coverage (sentence embeddings, off the event loop)."""
-        dropped = dict(generated.prefilter_dropped)
+    async def _paper_quality(self, generated: QAGenerated, not_judged: dict[str, int]) -> PaperQuality:
+        """Question diversity and answer coverage (sentence embeddings, off the event loop), and the paper's pair
+        funnel."""
+        funnel = {
+            "prefilter_dropped": dict(generated.prefilter_dropped),
+            "pairs_requested": dict(generated.pairs_requested),
+            "pairs_parsed": dict(generated.pairs_parsed),
+            "pairs_not_judged": dict(not_judged),
+        }
         if not self.settings.quality_metrics:
-            return PaperQuality(prefilter_dropped=dropped)
+            return PaperQuality(**funnel)
         pairs = generated.pairs  # open and multiple-choice: an item's answer is its correct option
 
         def compute() -> PaperQuality:
@@ -224,7 +240,7 @@ class Judge:
                 q_share_below_0_3=diversity.share_below_0_3 if diversity else None,
                 q_pairs_over_0_7=diversity.pairs_over_0_7 if diversity else 0,
                 coverage=answer_coverage([p.answer for p in pairs], generated.context, embed),
-                prefilter_dropped=dropped,
+                **funnel,
             )
 
         try:
@@ -233,7 +249,7 @@ class Judge:
             if not self._embeddings_warned:
                 log.warning("judge: question diversity and coverage are skipped: %s", exc)
                 self._embeddings_warned = True
-            return PaperQuality(prefilter_dropped=dropped)
+            return PaperQuality(**funnel)
 
 
 class ShadowJudge:

@@ -161,6 +161,9 @@ class Settings:
     # the sink's batches: at most this many records, or what arrived within sink_batch_seconds of the first
     sink_batch_rows: int = field(default_factory=lambda: int(_env("SINK_BATCH_ROWS", "5000")))
     sink_batch_seconds: float = field(default_factory=lambda: float(_env("SINK_BATCH_SECONDS", "1.0")))
+    # `sciqag review` (issue 23): the token every request must bring when the review app binds to anything but
+    # loopback (SCIQAG_REVIEW_TOKEN or a file named by SCIQAG_REVIEW_TOKEN_FILE; never logged); empty: loopback only
+    review_token: str = field(default_factory=lambda: _secret("REVIEW_TOKEN"), repr=False)
     # empty: each command's own default (WARNING for jobs, INFO for the long-running worker and feed)
     log_level: str = field(default_factory=lambda: _env("LOG_LEVEL"))
     # fault injection for the crash tests: the sink SIGKILLs its worker after this many stored batches, i.e. after

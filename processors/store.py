@@ -11,7 +11,8 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 import msgspec
@@ -36,6 +37,7 @@ from schemas.ddl import (
     QA_EMBEDDINGS_TABLE,
     QA_JSON_TABLE,
     QA_TABLE,
+    VERDICTS_TABLE,
     column_names,
     ddl,
 )
@@ -283,6 +285,80 @@ def connect(settings: Settings):
         return clickhouse_connect.get_client(dsn=f"chdb://{settings.chdb_path}")
     except Exception as exc:
         raise StoreError(f"cannot connect to ClickHouse: {exc}") from exc
+
+
+# the orders the review list offers: name -> columns (a stable tie-break by paper and pair follows)
+REVIEW_SORTS: dict[str, tuple[str, ...]] = {
+    "paper": ("journal", "paper_id"),
+    "scored": ("scored_at",),
+    "score": ("(" + " + ".join(RACAR_DIMENSIONS) + ")",),
+    "grounding": ("grounding",),
+    "similarity": ("duplicate_similarity",),
+    "reviewed": ("reviewed_at",),
+}
+
+
+@dataclass(frozen=True)
+class PairFilter:
+    """What the review list shows: every field left at its default lets every pair through."""
+
+    judge: str = ""  # whose scores and acceptance (a judge_id; '' or 'live': qa_pairs' own)
+    category: str = ""  # a journal or a subject category
+    language: str = ""
+    kind: str = ""  # open | mcq
+    accepted: bool | None = None  # the judge's acceptance
+    scores: tuple[tuple[str, int], ...] = ()  # (RACAR dimension, exact score)
+    grounding_min: float | None = None
+    grounding_max: float | None = None
+    duplicate: bool | None = None  # a near-duplicate of another paper's pair, or not
+    verdict: str = ""  # '' any; none: not reviewed; reviewed; accept | reject | edit: the latest verdict
+    since: date | None = None  # scored on or after this day (UTC)
+    until: date | None = None  # scored on or before this day
+    text: str = ""  # in the question or the answer (case-insensitive)
+
+    def where(self) -> tuple[str, dict[str, Any]]:
+        """A WHERE clause over the review query's columns, with its bound parameters."""
+        conds, params = [], {}
+
+        def add(cond: str, **values: Any) -> None:
+            conds.append(cond)
+            params.update(values)
+
+        if self.category:
+            add("(journal = {category:String} OR has(categories, {category:String}))", category=self.category)
+        if self.language:
+            add("language = {language:String}", language=self.language)
+        if self.kind:
+            add("kind = {kind:String}", kind=self.kind)
+        if self.accepted is not None:
+            add("accepted = {accepted:Bool}", accepted=self.accepted)
+        for dim, score in self.scores:
+            if dim not in RACAR_DIMENSIONS:
+                raise ValueError(f"unknown RACAR dimension {dim!r}")
+            add(f"{dim} = {{score_{dim}:UInt8}}", **{f"score_{dim}": int(score)})
+        if self.grounding_min is not None:
+            add("grounding >= {gmin:Float64}", gmin=float(self.grounding_min))
+        if self.grounding_max is not None:
+            add("grounding <= {gmax:Float64}", gmax=float(self.grounding_max))
+        if self.duplicate is not None:
+            conds.append("duplicate_of != ''" if self.duplicate else "duplicate_of = ''")
+        if self.verdict == "none":
+            conds.append("review_verdict = ''")
+        elif self.verdict == "reviewed":
+            conds.append("review_verdict != ''")
+        elif self.verdict:
+            add("review_verdict = {verdict:String}", verdict=self.verdict)
+        if self.since is not None:
+            add("toDate(scored_at) >= {since:Date}", since=self.since)
+        if self.until is not None:
+            add("toDate(scored_at) <= {until:Date}", until=self.until)
+        if self.text:
+            add(
+                "(positionCaseInsensitiveUTF8(question, {text:String}) > 0 OR "
+                "positionCaseInsensitiveUTF8(answer, {text:String}) > 0)",
+                text=self.text,
+            )
+        return (f"WHERE {' AND '.join(conds)}" if conds else ""), params
 
 
 class Store:
@@ -558,14 +634,121 @@ class Store:
             return self.query(
                 f"SELECT * FROM {db}.{QA_TABLE} AS q FINAL {where} ORDER BY paper_id, kind, pair_index", params or None
             )
-        judged = ", ".join(f"j.{c} AS {c}" for c in JUDGED_COLUMNS)
         params["judge"] = judge
+        return self.query(f"{self._scored_pairs_sql(judge)} {where} ORDER BY paper_id, kind, pair_index", params)
+
+    # -- reviewers' verdicts (issue 23): the verdicts table and what `sciqag review` lists ----------------------------
+
+    def insert_verdicts(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.insert(VERDICTS_TABLE, rows)
+
+    def _latest_verdicts_sql(self) -> str:
+        """One row per reviewed pair: its latest verdict (argMax by decided_at) and how many it has had."""
+        # `at`: decided_at under another name, so that the result's own decided_at (the latest) does not shadow it
+        latest = ", ".join(
+            f"argMax({c}, at) AS {c}" for c in ("reviewer", "verdict", "reason", "edited_question", "edited_answer")
+        )
+        return (
+            f"SELECT paper_id, qa_id, {latest}, max(at) AS decided_at, count() AS verdicts "
+            f"FROM (SELECT *, decided_at AS at FROM `{self.database}`.{VERDICTS_TABLE}) GROUP BY paper_id, qa_id"
+        )
+
+    def latest_verdicts(self, qa_ids: Iterable[str] | None = None) -> dict[str, dict]:
+        """qa_id -> its latest verdict {paper_id, qa_id, reviewer, verdict, reason, edited_question, edited_answer,
+        decided_at, verdicts}, for every reviewed pair (or those given)."""
+        sql, params = f"SELECT * FROM ({self._latest_verdicts_sql()})", None
+        if qa_ids is not None:
+            sql, params = sql + " WHERE qa_id IN {ids:Array(String)}", {"ids": list(qa_ids)}
+        return {r["qa_id"]: r for r in self.query(sql, params)}
+
+    def verdict_history(self, qa_id: str) -> list[dict]:
+        """Every verdict given on a pair, newest first."""
         return self.query(
+            f"SELECT * FROM `{self.database}`.{VERDICTS_TABLE} WHERE qa_id = {{qa:String}} ORDER BY decided_at DESC",
+            {"qa": qa_id},
+        )
+
+    def _scored_pairs_sql(self, judge: str) -> str:
+        """The stored pairs with one judge's scores (as qa_rows reads them), with {judge:String} bound."""
+        db = f"`{self.database}`"
+        if not judge or judge == "live":
+            return f"SELECT * FROM {db}.{QA_TABLE} FINAL"
+        judged = ", ".join(f"j.{c} AS {c}" for c in JUDGED_COLUMNS)
+        return (
             f"SELECT q.* EXCEPT ({', '.join(JUDGED_COLUMNS)}, scored_at), {judged}, j.scored_at AS scored_at, "
             f"j.judge_id AS judge_id FROM {db}.{QA_TABLE} AS q FINAL INNER JOIN "
             f"(SELECT * FROM {db}.{JUDGMENTS_TABLE} FINAL WHERE judge_id = {{judge:String}}) AS j "
-            f"ON q.qa_id = j.qa_id AND q.paper_id = j.paper_id {where} ORDER BY paper_id, kind, pair_index",
+            "ON q.qa_id = j.qa_id AND q.paper_id = j.paper_id"
+        )
+
+    def _reviewed_pairs_sql(self, judge: str) -> str:
+        """The pairs of one judge, each with its latest verdict (review_verdict '' when it has none)."""
+        return (
+            "SELECT q.*, v.verdict AS review_verdict, v.reviewer AS reviewed_by, v.reason AS review_reason, "
+            "v.edited_question AS edited_question, v.edited_answer AS edited_answer, v.decided_at AS reviewed_at, "
+            f"v.verdicts AS review_count FROM ({self._scored_pairs_sql(judge)}) AS q "
+            f"LEFT JOIN ({self._latest_verdicts_sql()}) AS v ON q.paper_id = v.paper_id AND q.qa_id = v.qa_id"
+        )
+
+    def review_pairs(
+        self, f: PairFilter, *, sort: str = "paper", descending: bool = False, limit: int = 50, offset: int = 0
+    ) -> list[dict]:
+        """One page of the pairs that pass the filter, with their latest verdicts, in the order asked (REVIEW_SORTS)."""
+        where, params = f.where()
+        order = REVIEW_SORTS[sort]
+        direction = " DESC" if descending else ""
+        order_by = ", ".join(f"{c}{direction}" for c in order) + ", paper_id, kind, pair_index, qa_id"
+        params = {**params, "judge": f.judge, "limit": int(limit), "offset": int(offset)}
+        return self.query(
+            f"SELECT * FROM ({self._reviewed_pairs_sql(f.judge)}) {where} ORDER BY {order_by} "
+            "LIMIT {limit:UInt32} OFFSET {offset:UInt32}",
             params,
+        )
+
+    def review_counts(self, f: PairFilter) -> dict[str, int]:
+        """How many pairs pass the filter, and of those: papers, accepted by the judge, reviewed, rejected by a
+        reviewer, edited, near-duplicates."""
+        where, params = f.where()
+        rows = self.query(
+            # n_ names: an alias named like a column (accepted) would replace that column in the WHERE clause
+            "SELECT count() AS n_pairs, uniqExact(paper_id) AS n_papers, countIf(accepted) AS n_accepted, "
+            "countIf(review_verdict != '') AS n_reviewed, countIf(review_verdict = 'reject') AS n_rejected, "
+            "countIf(review_verdict = 'edit') AS n_edited, countIf(duplicate_of != '') AS n_duplicates "
+            f"FROM ({self._reviewed_pairs_sql(f.judge)}) {where}",
+            {**params, "judge": f.judge},
+        )
+        return {k.removeprefix("n_"): int(v) for k, v in rows[0].items()}
+
+    def review_facets(self) -> dict[str, list[tuple[str, int]]]:
+        """The values the list's filters offer, with the pairs of each: categories (journals and subject
+        categories), languages, kinds."""
+        table = f"`{self.database}`.{QA_TABLE} FINAL"
+        out = {}
+        for name, expr in (
+            ("category", "arrayJoin(arrayDistinct(arrayFilter(x -> x != '', arrayConcat([journal], categories))))"),
+            ("language", "language"),
+            ("kind", "kind"),
+        ):
+            rows = self.query(f"SELECT {expr} AS value, count() AS n FROM {table} GROUP BY value ORDER BY value")
+            out[name] = [(str(r["value"]), int(r["n"])) for r in rows]
+        return out
+
+    def review_pair(self, qa_id: str, judge: str = "") -> dict | None:
+        """One pair with its latest verdict (None: no such pair, or not scored by this judge)."""
+        rows = self.query(
+            f"SELECT * FROM ({self._reviewed_pairs_sql(judge)}) WHERE qa_id = {{qa:String}} LIMIT 1",
+            {"qa": qa_id, "judge": judge},
+        )
+        return rows[0] if rows else None
+
+    def near_duplicates(self, qa_id: str) -> list[dict]:
+        """The pairs marked as near-duplicates of this one: [{qa_id, paper_id, title, question,
+        duplicate_similarity}], most similar first."""
+        return self.query(
+            "SELECT qa_id, paper_id, title, question, duplicate_similarity "
+            f"FROM `{self.database}`.{QA_TABLE} FINAL WHERE duplicate_of = {{qa:String}} "
+            "ORDER BY duplicate_similarity DESC, qa_id",
+            {"qa": qa_id},
         )
 
     def close(self) -> None:

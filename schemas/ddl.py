@@ -33,6 +33,9 @@ QA_JSON_VIEW = "qa_scored_json_v4_to_qa_pairs"
 JUDGMENTS_TABLE = "judgments"
 JUDGMENTS_JSON_TABLE = "qa_judgments_json_v1"
 JUDGMENTS_JSON_VIEW = "qa_judgments_json_v1_to_judgments"
+# reviewers' verdicts on pairs (issue 23, `sciqag review`): append-only, one row per verdict given; the latest verdict
+# of a pair (argMax by decided_at) is the one readers honour over the judge's acceptance
+VERDICTS_TABLE = "verdicts"
 _EVIDENCE = "Array(Tuple(quote String, start Int32, end Int32, ratio Float32, located Bool))"
 
 PAPER_COLUMNS: list[tuple[str, str]] = [
@@ -165,6 +168,17 @@ JUDGMENT_COLUMNS: list[tuple[str, str]] = [
     ("inserted_at", "DateTime64(3, 'UTC')"),
 ]
 
+VERDICT_COLUMNS: list[tuple[str, str]] = [
+    ("paper_id", "String"),
+    ("qa_id", "String"),
+    ("reviewer", "String"),
+    ("verdict", "LowCardinality(String)"),  # accept | reject | edit (accepted with the edited text below)
+    ("reason", "String"),  # a rejection's reason: one of sciqag/verdicts.py REJECT_REASONS, or free text
+    ("edited_question", "String"),  # edit: the reviewer's text, replacing the generated one ('' otherwise)
+    ("edited_answer", "String"),
+    ("decided_at", "DateTime64(6, 'UTC')"),
+]
+
 _SCORE = "Tuple(score UInt8, reason String)"
 # QAScored as it is on the wire (schemas/records.py), with the record's defaults for fields a producer left out
 QA_JSON_COLUMNS: list[tuple[str, str]] = [
@@ -294,6 +308,8 @@ _ENGINES = {
     QA_TABLE: (QA_COLUMNS, "ReplacingMergeTree(inserted_at) ORDER BY (paper_id, qa_id)"),
     # version: when it was judged, so a late re-delivery of an older judgment never wins over a newer one
     JUDGMENTS_TABLE: (JUDGMENT_COLUMNS, "ReplacingMergeTree(scored_at) ORDER BY (judge_id, paper_id, qa_id)"),
+    # append-only: every verdict is kept (the history of a pair's reviews); readers take the latest
+    VERDICTS_TABLE: (VERDICT_COLUMNS, "MergeTree ORDER BY (paper_id, qa_id, decided_at)"),
     DLQ_TABLE: (
         DLQ_COLUMNS,
         "ReplacingMergeTree(failed_at) "

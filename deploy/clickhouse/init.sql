@@ -328,6 +328,33 @@ ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS scored_at DateTime64(6, 
 
 ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS inserted_at DateTime64(3, 'UTC');
 
+CREATE TABLE IF NOT EXISTS `sciqag`.verdicts (
+    paper_id String,
+    qa_id String,
+    reviewer String,
+    verdict LowCardinality(String),
+    reason String,
+    edited_question String,
+    edited_answer String,
+    decided_at DateTime64(6, 'UTC')
+) ENGINE = MergeTree ORDER BY (paper_id, qa_id, decided_at);
+
+ALTER TABLE `sciqag`.verdicts ADD COLUMN IF NOT EXISTS paper_id String;
+
+ALTER TABLE `sciqag`.verdicts ADD COLUMN IF NOT EXISTS qa_id String;
+
+ALTER TABLE `sciqag`.verdicts ADD COLUMN IF NOT EXISTS reviewer String;
+
+ALTER TABLE `sciqag`.verdicts ADD COLUMN IF NOT EXISTS verdict LowCardinality(String);
+
+ALTER TABLE `sciqag`.verdicts ADD COLUMN IF NOT EXISTS reason String;
+
+ALTER TABLE `sciqag`.verdicts ADD COLUMN IF NOT EXISTS edited_question String;
+
+ALTER TABLE `sciqag`.verdicts ADD COLUMN IF NOT EXISTS edited_answer String;
+
+ALTER TABLE `sciqag`.verdicts ADD COLUMN IF NOT EXISTS decided_at DateTime64(6, 'UTC');
+
 CREATE TABLE IF NOT EXISTS `sciqag`.dead_letters (
     stage LowCardinality(String),
     paper_id String,

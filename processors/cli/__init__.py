@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("corpus", "write the scored pairs from ClickHouse, one JSON object per line"),
     "replay": ("ingest", "publish stored papers again (by id or by time range) to reprocess them"),
     "stats": ("corpus", "corpus report: RACAR, acceptance, diversity, coverage, numeric support"),
+    "review": ("review", "a local web app to review pairs: filters, evidence in the paper text, verdicts"),
     "rejudge": ("judges", "judge the stored pairs again with another judge, nothing regenerated"),
     "judges": ("judges", "list the judges, compare two (agreement, weighted kappa, tokens per pair)"),
     "eval-mcq": ("evaluate", "evaluate a model on a MERA-format multiple-choice file (accuracy, macro-F1)"),

@@ -224,20 +224,19 @@ def format_funnel(report: RunReport, funnel: dict) -> list[str]:
             for reason in sorted(total["all"][key]):
                 row = [total[k][key].get(reason, 0) for k in [*kinds, "all"]]
                 lines.append(f"{'  ' * (depth + 1) + reason:<34}" + "".join(f"{v:>7}" for v in row))
-    lines += ["", "per paper (all kinds): requested generated pre-filtered not-judged judged accepted duplicates"]
+    columns = ("requested", "generated", "unparseable", "prefilter_dropped", "not_judged", "judged", "accepted")
+    heads = ("asked", "parsed", "unparsed", "filtered", "unjudged", "judged", "accepted", "dups")
+    lines += ["", f"{'per paper (open + mcq)':<40}" + "".join(f"{h:>9}" for h in heads)]
     for pid, path in report.papers.items():
         f = _empty_step()
         for step in funnel["papers"][pid].values():
             _add(f, step)
+        values = [sum(f[c].values()) if isinstance(f[c], dict) else f[c] for c in columns] + [f["near_duplicates"]]
+        status = report.status.get(pid, {}).get("status", "unfinished")
         lines.append(
-            f"  {path.name[:40]:<40} {f['requested']:>4} {f['generated']:>4} "
-            f"{sum(f['prefilter_dropped'].values()):>4} {f['not_judged']:>4} {f['judged']:>4} {f['accepted']:>4} "
-            f"{f['near_duplicates']:>4}"
-            + (
-                f"  ({report.status.get(pid, {}).get('status', 'unfinished')})"
-                if report.status.get(pid, {}).get("status") != "scored"
-                else ""
-            )
+            f"  {path.name[:38]:<38}"
+            + "".join(f"{v:>9}" for v in values)
+            + ("" if status == "scored" else f"  ({status}: all {f['requested']} lost)")
         )
     return lines
 

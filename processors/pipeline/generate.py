@@ -160,9 +160,9 @@ class Generator:
         ]
         prompt_tokens, generated_tokens = result.prompt_tokens, result.generated_tokens
         requested = {"open": s.pairs_per_paper}
-        parsed = {"open": len(candidates)}
+        usable = {"open": len(candidates)}
         if mcq_request is not None:
-            mcqs, usage, parsed["mcq"] = await self._mcq_pairs(mcq_request, event, paper, dropped)
+            mcqs, usage, usable["mcq"] = await self._mcq_pairs(mcq_request, event, paper, dropped)
             requested["mcq"] = s.mcq_per_paper
             pairs += mcqs
             prompt_tokens += usage[0]
@@ -196,15 +196,15 @@ class Generator:
             prefilter_dropped=dict(dropped),
             extraction=ExtractionSummary.of(paper),
             pairs_requested=requested,
-            pairs_parsed=parsed,
+            pairs_parsed=usable,
         )
         await self.ctx.send(self.ctx.topics.generated, pid, record)
         metrics.PAPERS.labels(STAGE, "ok").inc()
         for kind, n in requested.items():
             funnel = metrics.QA_FUNNEL
             funnel.labels(kind, "requested").inc(n)
-            funnel.labels(kind, "generated").inc(parsed[kind])
-            funnel.labels(kind, "unparseable").inc(n - parsed[kind])
+            funnel.labels(kind, "generated").inc(usable[kind])
+            funnel.labels(kind, "unparseable").inc(n - usable[kind])
             funnel.labels(kind, "prefiltered").inc(
                 sum(c for r, c in dropped.items() if r.startswith("mcq_") == (kind == "mcq"))
             )

@@ -40,7 +40,7 @@ demo: setup
 demo-shared:
 	$(MAKE) demo DEMO_SHARED=1
 
-# validators the deployment tests use: promtool (Debian's prometheus) and docker-compose 1.29
+# validators the deployment tests use: promtool (Debian's prometheus) and docker-compose 1.29; kcat, tesseract, chromium
 tools:
 	@command -v promtool >/dev/null && command -v docker-compose >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus docker-compose >/dev/null; }
@@ -49,6 +49,9 @@ tools:
 	@command -v tesseract >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-eng \
 			tesseract-ocr-rus >/dev/null; }
+	@# the browser of the review app's tests (tests/test_review.py drives it with playwright; nothing is downloaded)
+	@command -v chromium >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test: setup tools
 	$(BIN)/python -m pytest -ra --durations=20 -n 2 --dist loadgroup

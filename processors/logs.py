@@ -6,18 +6,66 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
+
+# third-party loggers held at ERROR below DEBUG (libraries' own chatter: engine start-up, model loading, hub access)
+THIRD_PARTY_LOGGERS = (
+    "vllm",
+    "transformers",
+    "torch",
+    "huggingface_hub",
+    "sentence_transformers",
+    "triton",
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "filelock",
+    "numba",
+)
+# our infrastructure's clients: their warnings (a broker down, a rebalance) matter to an operator
+SERVICE_LOGGERS = ("aiokafka", "faust", "mode")
+# environment for the libraries that read their verbosity at import, and for the child processes that inherit it
+# (vLLM's EngineCore is a spawned process: none of this process's logging set-up reaches it)
+QUIET_ENV = {
+    "VLLM_LOGGING_LEVEL": "ERROR",  # vLLM's own logger (it applies it when the engine starts, here and in EngineCore)
+    "TQDM_DISABLE": "1",  # tqdm bars of other libraries (ours is drawn by rich: processors/progress.py)
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "TORCH_CPP_LOG_LEVEL": "ERROR",  # c10's C++ warnings ("NUMA binding: Using MEMBIND policy ...")
+    # the `warnings` module in child processes (torch's FutureWarnings in vLLM's EngineCore)
+    "PYTHONWARNINGS": "ignore::FutureWarning,ignore::DeprecationWarning,ignore::UserWarning",
+}
+OUR_MODULES = r"(processors|sciqag|schemas|benchmarks|tests)(\.|$)"
+
+_quiet = True
+
+
+def third_party_quiet() -> bool:
+    """Whether libraries' warnings and loading bars are hidden (every level but DEBUG)."""
+    return _quiet
 
 
 def configure_logging(level: str) -> None:
-    # vLLM reads its level at import; keep its per-layer warnings out of a normal run
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if level.upper() in ("INFO", "DEBUG") else "ERROR")
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    for noisy in ("vllm", "aiokafka", "faust", "mode", "transformers", "httpx"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+    """One format for every command. Below DEBUG the libraries are quiet: their warnings (the `warnings` module and
+    their loggers below ERROR), their loading bars and their child processes' chatter are hidden; ours are not.
+    Call it before vLLM, torch or transformers are imported (they read their settings from the environment)."""
+    global _quiet
+    level = level.upper()
+    _quiet = level != "DEBUG"
+    if _quiet:
+        for name, value in QUIET_ENV.items():
+            os.environ.setdefault(name, value)
+        warnings.filterwarnings("ignore")
+        warnings.filterwarnings("default", module=OUR_MODULES)  # inserted in front: ours are still shown
+    else:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "DEBUG")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR if _quiet else logging.DEBUG)
+    for name in SERVICE_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 class RepeatFilter(logging.Filter):

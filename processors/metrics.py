@@ -46,7 +46,20 @@ QA_PAIRS = Counter("sciqag_qa_pairs_total", "Judged QA pairs, by outcome (accept
 PREFILTER_DROPPED = Counter(
     "sciqag_qa_prefilter_dropped_total", "Generated pairs the rule-based pre-filter dropped, by reason.", ["reason"]
 )
+QA_FUNNEL = Counter(
+    "sciqag_qa_funnel_pairs",
+    "Where the pairs asked of the model went, by kind (open | mcq) and step: requested = generated + unparseable + "
+    "failed_paper (the generator failed the paper); generated = prefiltered + not_judged + judged; judged = accepted "
+    "+ the rest. Near-duplicates: sciqag_near_duplicates_total.",
+    ["kind", "step"],
+)
 QA_STORED = Counter("sciqag_qa_pairs_stored_total", "QA pairs inserted into ClickHouse.")
+JUDGMENTS_STORED = Counter(
+    "sciqag_judgments_stored_total",
+    "Judgments (one judge's scores of one pair) inserted into ClickHouse, by the judge's role (live | rejudge | "
+    "shadow).",
+    ["role"],
+)
 QA_PRUNED = Counter(
     "sciqag_qa_pairs_pruned_total",
     "Stored pairs deleted because a later run of their paper (re-delivery, replay) no longer has them.",
@@ -59,6 +72,43 @@ SINK_INSERT_SECONDS = Histogram(
     ["table"],
     buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+# judges (issue 20): the shadow judge's work, and the agreement and cost figures of each judge against the primary
+SHADOW_PAIRS = Counter(
+    "sciqag_shadow_judge_pairs_total",
+    "Live pairs offered to the shadow judge, by outcome (judged | failed | dropped: its queue was full).",
+    ["judge", "outcome"],
+)
+JUDGE_PAIRS = Counter(
+    "sciqag_judge_pairs_total",
+    "Pairs a judge agent scored or could not score, by role (live | rejudge | shadow) and outcome (scored | failed).",
+    ["role", "outcome"],
+)
+JUDGE_AGREEMENT = Gauge(
+    "sciqag_judge_agreement_ratio",
+    "Share of the pairs both judges scored where they gave the same score (dimension: a RACAR dimension, or accepted).",
+    ["judge", "reference", "dimension"],
+)
+JUDGE_KAPPA = Gauge(
+    "sciqag_judge_kappa",
+    "Cohen's kappa of a judge against the reference judge (quadratic weights for the 1..3 dimensions, unweighted for "
+    "accepted); absent where undefined.",
+    ["judge", "reference", "dimension"],
+)
+JUDGE_MEAN_DIFFERENCE = Gauge(
+    "sciqag_judge_mean_difference",
+    "Mean score of a judge minus the reference judge's, on the pairs both scored.",
+    ["judge", "reference", "dimension"],
+)
+JUDGE_COMMON_PAIRS = Gauge(
+    "sciqag_judge_common_pairs", "Pairs scored by both a judge and the reference judge.", ["judge", "reference"]
+)
+JUDGE_TOKENS_PER_PAIR = Gauge(
+    "sciqag_judge_tokens_per_pair", "LLM tokens (prompt + generated) a judge spent per judged pair.", ["judge"]
+)
+JUDGE_TOKENS_PER_ACCEPTED = Gauge(
+    "sciqag_judge_tokens_per_accepted_pair", "LLM tokens a judge spent per pair it accepted.", ["judge"]
+)
+JUDGE_ACCEPTANCE = Gauge("sciqag_judge_acceptance_ratio", "Share of its judged pairs a judge accepted.", ["judge"])
 NEAR_DUPLICATE_CHECKED = Counter(
     "sciqag_near_duplicate_checked_total",
     "Stored pairs checked against the corpus for near-duplicate questions, by kind and language.",

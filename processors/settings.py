@@ -93,6 +93,25 @@ class Settings:
     # a pair is accepted only if its grounding reaches min_grounding (0: off, as in SciQAG's policies)
     evidence_threshold: float = field(default_factory=lambda: float(_env("EVIDENCE_THRESHOLD", "0.88")))
     min_grounding: float = field(default_factory=lambda: float(_env("MIN_GROUNDING", "0")))
+    # judges (issue 20): the judge readers (export, stats, dataset build) show unless told --judge; empty or "live":
+    # the live judge's scores as stored in qa_pairs
+    primary_judge: str = field(default_factory=lambda: _env("PRIMARY_JUDGE"))
+    # a shadow judge on the live stream: this share (0..1, by a hash of qa_id) of the live pairs is also judged by a
+    # second engine (an OpenAI-compatible server at shadow_llm_url, else vLLM in-process on the shadow_model folder),
+    # at shadow_temperature (empty: the live one), in the background: at most shadow_queue papers wait, more are
+    # dropped and counted; its failures are counted, never dead-lettered
+    shadow_share: float = field(default_factory=lambda: float(_env("SHADOW_SHARE", "0") or 0))
+    shadow_llm_url: str = field(default_factory=lambda: _env("SHADOW_LLM_URL"))
+    shadow_model: str = field(default_factory=lambda: _env("SHADOW_MODEL"))
+    shadow_llm_api_key: str = field(default_factory=lambda: _secret("SHADOW_LLM_API_KEY"), repr=False)
+    shadow_temperature: float | None = field(
+        default_factory=lambda: float(_env("SHADOW_TEMPERATURE")) if _env("SHADOW_TEMPERATURE") else None
+    )
+    shadow_timeout_s: float = field(default_factory=lambda: float(_env("SHADOW_TIMEOUT_S", "60")))
+    shadow_queue: int = field(default_factory=lambda: int(_env("SHADOW_QUEUE", "64")))
+    # a worker with the sink computes the judges' agreement and cost figures (sciqag_judge_* gauges) this often;
+    # 0: never
+    judge_metrics_interval_s: float = field(default_factory=lambda: float(_env("JUDGE_METRICS_INTERVAL_S", "300")))
     # corpus-wide near-duplicate questions (processors/dedup.py): a pair whose question has at least this cosine
     # similarity to an earlier canonical question of another paper is marked as its duplicate; off: not checked
     near_duplicates: bool = field(default_factory=lambda: _env("NEAR_DUPLICATES", "1") not in ("0", "false", "no"))
@@ -142,6 +161,9 @@ class Settings:
     # the sink's batches: at most this many records, or what arrived within sink_batch_seconds of the first
     sink_batch_rows: int = field(default_factory=lambda: int(_env("SINK_BATCH_ROWS", "5000")))
     sink_batch_seconds: float = field(default_factory=lambda: float(_env("SINK_BATCH_SECONDS", "1.0")))
+    # `sciqag review` (issue 23): the token every request must bring when the review app binds to anything but
+    # loopback (SCIQAG_REVIEW_TOKEN or a file named by SCIQAG_REVIEW_TOKEN_FILE; never logged); empty: loopback only
+    review_token: str = field(default_factory=lambda: _secret("REVIEW_TOKEN"), repr=False)
     # empty: each command's own default (WARNING for jobs, INFO for the long-running worker and feed)
     log_level: str = field(default_factory=lambda: _env("LOG_LEVEL"))
     # fault injection for the crash tests: the sink SIGKILLs its worker after this many stored batches, i.e. after

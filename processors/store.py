@@ -11,7 +11,8 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 import msgspec
@@ -28,12 +29,15 @@ from schemas import (
 from schemas.ddl import (
     DLQ_TABLE,
     JSON_INPUT_SETTINGS,
+    JUDGMENTS_JSON_TABLE,
+    JUDGMENTS_TABLE,
     PAPER_CONTEXTS_TABLE,
     PAPER_TEXTS_TABLE,
     PAPERS_TABLE,
     QA_EMBEDDINGS_TABLE,
     QA_JSON_TABLE,
     QA_TABLE,
+    VERDICTS_TABLE,
     column_names,
     ddl,
 )
@@ -46,6 +50,8 @@ log = logging.getLogger(__name__)
 PAPER_COLUMNS = column_names(PAPERS_TABLE)
 QA_COLUMNS = column_names(QA_TABLE)
 DLQ_COLUMNS = column_names(DLQ_TABLE)
+# what a judge decides about a pair: the qa_pairs columns a reader's --judge takes from the judgments table instead
+JUDGED_COLUMNS = [*RACAR_DIMENSIONS, "reasons", "accepted", "single_correct", "judge_model", "judge_prompt_version"]
 
 
 _encode_json = msgspec.json.Encoder().encode
@@ -98,6 +104,30 @@ def qa_row(r: QAScored, decision: Any = None) -> dict[str, Any]:
     }
 
 
+def judgment_row(r: QAScored) -> dict[str, Any]:
+    """The judgments row of a scored pair (the sink's fallback path; ClickHouse builds the same from the JSON record,
+    schemas/ddl.py _JUDGMENT_FROM_JSON)."""
+    return {
+        "judge_id": r.judge_id or f"legacy:{r.judge_model}:{r.judge_prompt_version}",
+        "paper_id": r.paper.paper_id,
+        "qa_id": r.qa_id,
+        "judge_role": r.judge_role,
+        "kind": r.kind,
+        **{d: getattr(r.racar, d).score for d in RACAR_DIMENSIONS},
+        "reasons": {d: getattr(r.racar, d).reason for d in RACAR_DIMENSIONS},
+        "accepted": r.accepted,
+        "single_correct": r.single_correct,
+        "judge_model": r.judge_model,
+        "judge_prompt_version": r.judge_prompt_version,
+        "acceptance_policy": r.acceptance_policy,
+        "judge_temperature": r.judge_temperature,
+        "judge_prompt_tokens": r.judge_prompt_tokens,
+        "judge_generated_tokens": r.judge_generated_tokens,
+        "scored_at": r.scored_at,
+        "inserted_at": now(),
+    }
+
+
 def paper_row_scored(r: QAScored) -> dict[str, Any]:
     """The papers row of a paper whose last pair `r` is."""
     p = r.paper
@@ -124,6 +154,9 @@ def paper_row_scored(r: QAScored) -> dict[str, Any]:
         "q_pairs_over_0_7": q.q_pairs_over_0_7,
         "coverage": q.coverage,
         "prefilter_dropped": dict(q.prefilter_dropped),
+        "pairs_requested": dict(q.pairs_requested),
+        "pairs_parsed": dict(q.pairs_parsed),
+        "pairs_not_judged": dict(q.pairs_not_judged),
         **_extraction_columns(r.extraction),
     }
 
@@ -219,6 +252,9 @@ _COLUMN_DEFAULTS: dict[str, Any] = {
     "qa_pairs": 0,
     "q_pairs_over_0_7": 0,
     "prefilter_dropped": {},
+    "pairs_requested": {},
+    "pairs_parsed": {},
+    "pairs_not_judged": {},
     "doi": "",
     "title": "",
     "journal": "",
@@ -249,6 +285,80 @@ def connect(settings: Settings):
         return clickhouse_connect.get_client(dsn=f"chdb://{settings.chdb_path}")
     except Exception as exc:
         raise StoreError(f"cannot connect to ClickHouse: {exc}") from exc
+
+
+# the orders the review list offers: name -> columns (a stable tie-break by paper and pair follows)
+REVIEW_SORTS: dict[str, tuple[str, ...]] = {
+    "paper": ("journal", "paper_id"),
+    "scored": ("scored_at",),
+    "score": ("(" + " + ".join(RACAR_DIMENSIONS) + ")",),
+    "grounding": ("grounding",),
+    "similarity": ("duplicate_similarity",),
+    "reviewed": ("reviewed_at",),
+}
+
+
+@dataclass(frozen=True)
+class PairFilter:
+    """What the review list shows: every field left at its default lets every pair through."""
+
+    judge: str = ""  # whose scores and acceptance (a judge_id; '' or 'live': qa_pairs' own)
+    category: str = ""  # a journal or a subject category
+    language: str = ""
+    kind: str = ""  # open | mcq
+    accepted: bool | None = None  # the judge's acceptance
+    scores: tuple[tuple[str, int], ...] = ()  # (RACAR dimension, exact score)
+    grounding_min: float | None = None
+    grounding_max: float | None = None
+    duplicate: bool | None = None  # a near-duplicate of another paper's pair, or not
+    verdict: str = ""  # '' any; none: not reviewed; reviewed; accept | reject | edit: the latest verdict
+    since: date | None = None  # scored on or after this day (UTC)
+    until: date | None = None  # scored on or before this day
+    text: str = ""  # in the question or the answer (case-insensitive)
+
+    def where(self) -> tuple[str, dict[str, Any]]:
+        """A WHERE clause over the review query's columns, with its bound parameters."""
+        conds, params = [], {}
+
+        def add(cond: str, **values: Any) -> None:
+            conds.append(cond)
+            params.update(values)
+
+        if self.category:
+            add("(journal = {category:String} OR has(categories, {category:String}))", category=self.category)
+        if self.language:
+            add("language = {language:String}", language=self.language)
+        if self.kind:
+            add("kind = {kind:String}", kind=self.kind)
+        if self.accepted is not None:
+            add("accepted = {accepted:Bool}", accepted=self.accepted)
+        for dim, score in self.scores:
+            if dim not in RACAR_DIMENSIONS:
+                raise ValueError(f"unknown RACAR dimension {dim!r}")
+            add(f"{dim} = {{score_{dim}:UInt8}}", **{f"score_{dim}": int(score)})
+        if self.grounding_min is not None:
+            add("grounding >= {gmin:Float64}", gmin=float(self.grounding_min))
+        if self.grounding_max is not None:
+            add("grounding <= {gmax:Float64}", gmax=float(self.grounding_max))
+        if self.duplicate is not None:
+            conds.append("duplicate_of != ''" if self.duplicate else "duplicate_of = ''")
+        if self.verdict == "none":
+            conds.append("review_verdict = ''")
+        elif self.verdict == "reviewed":
+            conds.append("review_verdict != ''")
+        elif self.verdict:
+            add("review_verdict = {verdict:String}", verdict=self.verdict)
+        if self.since is not None:
+            add("toDate(scored_at) >= {since:Date}", since=self.since)
+        if self.until is not None:
+            add("toDate(scored_at) <= {until:Date}", until=self.until)
+        if self.text:
+            add(
+                "(positionCaseInsensitiveUTF8(question, {text:String}) > 0 OR "
+                "positionCaseInsensitiveUTF8(answer, {text:String}) > 0)",
+                text=self.text,
+            )
+        return (f"WHERE {' AND '.join(conds)}" if conds else ""), params
 
 
 class Store:
@@ -308,6 +418,62 @@ class Store:
     def insert_qa_json(self, records: Sequence[bytes]) -> None:
         """Insert QAScored records as they are on the topic (JSON); ClickHouse parses them into qa_pairs rows."""
         self.insert_json(QA_JSON_TABLE, records)
+
+    def insert_judgments_json(self, records: Sequence[bytes]) -> None:
+        """Insert QAScored records as they are on the topic; ClickHouse makes one judgments row of each."""
+        self.insert_json(JUDGMENTS_JSON_TABLE, records)
+
+    def insert_judgments(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.insert(JUDGMENTS_TABLE, rows)
+
+    def judged_qa_ids(self, judge_id: str, paper_ids: Iterable[str]) -> set[str]:
+        """The pairs of these papers this judge has scored."""
+        rows = self.query(
+            f"SELECT DISTINCT qa_id FROM `{self.database}`.{JUDGMENTS_TABLE} "
+            "WHERE judge_id = {judge:String} AND paper_id IN {ids:Array(String)}",
+            {"judge": judge_id, "ids": list(paper_ids)},
+        )
+        return {r["qa_id"] for r in rows}
+
+    def judges(self) -> list[dict]:
+        """One row per judge in the judgments table (pairs still in qa_pairs only): model, prompt, policy,
+        temperature, roles, pairs, accepted, tokens, first and last judgment."""
+        db = f"`{self.database}`"
+        return self.query(
+            "SELECT judge_id, any(judge_model) AS judge_model, "
+            "arrayStringConcat(arraySort(groupUniqArray(judge_prompt_version)), ',') AS judge_prompt_versions, "
+            "any(acceptance_policy) AS acceptance_policy, any(judge_temperature) AS judge_temperature, "
+            "arrayStringConcat(arraySort(groupUniqArray(judge_role)), ',') AS roles, count() AS pairs, "
+            "countIf(accepted) AS accepted, sum(judge_prompt_tokens) AS prompt_tokens, "
+            "sum(judge_generated_tokens) AS generated_tokens, min(scored_at) AS first_at, max(scored_at) AS last_at "
+            f"FROM {db}.{JUDGMENTS_TABLE} FINAL WHERE qa_id IN (SELECT qa_id FROM {db}.{QA_TABLE}) "
+            "GROUP BY judge_id ORDER BY min(scored_at), judge_id"
+        )
+
+    def _judge_source(self, judge: str, param: str) -> str:
+        """A subquery of one judge's scores by qa_id; `live`: qa_pairs' own (no token counts there)."""
+        db = f"`{self.database}`"
+        dims = ", ".join(RACAR_DIMENSIONS)
+        if judge == "live":
+            return (
+                f"SELECT qa_id, {dims}, accepted, toUInt32(0) AS prompt_tokens, toUInt32(0) AS generated_tokens "
+                f"FROM {db}.{QA_TABLE} FINAL"
+            )
+        return (
+            f"SELECT qa_id, {dims}, accepted, judge_prompt_tokens AS prompt_tokens, "
+            f"judge_generated_tokens AS generated_tokens FROM {db}.{JUDGMENTS_TABLE} FINAL "
+            f"WHERE judge_id = {{{param}:String}} AND qa_id IN (SELECT qa_id FROM {db}.{QA_TABLE})"
+        )
+
+    def judged_by_both(self, judge_a: str, judge_b: str) -> list[dict]:
+        """The pairs both judges scored: each column of a judge's scores as `<column>_a` / `<column>_b`."""
+        cols = [*RACAR_DIMENSIONS, "accepted", "prompt_tokens", "generated_tokens"]
+        select = ", ".join(f"{side}.{c} AS {c}_{side}" for side in ("a", "b") for c in cols)
+        return self.query(
+            f"SELECT a.qa_id AS qa_id, {select} FROM ({self._judge_source(judge_a, 'a')}) AS a "
+            f"INNER JOIN ({self._judge_source(judge_b, 'b')}) AS b ON a.qa_id = b.qa_id ORDER BY qa_id",
+            {"a": judge_a, "b": judge_b},
+        )
 
     def insert_papers(self, rows: Sequence[dict[str, Any]]) -> None:
         """Papers rows go in as JSON: clickhouse-connect's conversion of these Map/Array/Nullable rows in Python
@@ -441,26 +607,148 @@ class Store:
         if not ids:
             return {}
         rows = self.query(
-            "SELECT paper_id, status, stage, error_kind, error_message, qa_pairs, updated_at "
+            "SELECT paper_id, status, stage, error_kind, error_message, qa_pairs, updated_at, "
+            "prefilter_dropped, pairs_requested, pairs_parsed, pairs_not_judged "
             f"FROM `{self.database}`.{PAPERS_TABLE} FINAL "
             "WHERE paper_id IN {ids:Array(String)}",
             {"ids": ids},
         )
         return {r["paper_id"]: r for r in rows}
 
-    def qa_rows(self, paper_ids: Iterable[str] | None = None, *, duplicates: bool = True) -> list[dict]:
-        """The stored pairs (of these papers); duplicates=False leaves out the near-duplicates of other papers'
-        pairs (processors/dedup.py)."""
+    def qa_rows(
+        self, paper_ids: Iterable[str] | None = None, *, judge: str = "", duplicates: bool = True
+    ) -> list[dict]:
+        """The stored pairs (of these papers). With `judge` (a judge_id, issue 20) the scores, reasons, acceptance
+        and judge model of that judge instead of the live judge's, and only the pairs it scored; empty or `live`:
+        qa_pairs as stored. duplicates=False leaves out the near-duplicates of other papers' pairs
+        (processors/dedup.py)."""
         conditions, params = [], {}
         if paper_ids is not None:
-            conditions.append("paper_id IN {ids:Array(String)}")
+            conditions.append("q.paper_id IN {ids:Array(String)}")
             params["ids"] = list(paper_ids)
         if not duplicates:
-            conditions.append("duplicate_of = ''")
+            conditions.append("q.duplicate_of = ''")
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        db = f"`{self.database}`"
+        if not judge or judge == "live":
+            return self.query(
+                f"SELECT * FROM {db}.{QA_TABLE} AS q FINAL {where} ORDER BY paper_id, kind, pair_index", params or None
+            )
+        params["judge"] = judge
+        return self.query(f"{self._scored_pairs_sql(judge)} {where} ORDER BY paper_id, kind, pair_index", params)
+
+    # -- reviewers' verdicts (issue 23): the verdicts table and what `sciqag review` lists ----------------------------
+
+    def insert_verdicts(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.insert(VERDICTS_TABLE, rows)
+
+    def _latest_verdicts_sql(self) -> str:
+        """One row per reviewed pair: its latest verdict (argMax by decided_at) and how many it has had."""
+        # `at`: decided_at under another name, so that the result's own decided_at (the latest) does not shadow it
+        latest = ", ".join(
+            f"argMax({c}, at) AS {c}" for c in ("reviewer", "verdict", "reason", "edited_question", "edited_answer")
+        )
+        return (
+            f"SELECT paper_id, qa_id, {latest}, max(at) AS decided_at, count() AS verdicts "
+            f"FROM (SELECT *, decided_at AS at FROM `{self.database}`.{VERDICTS_TABLE}) GROUP BY paper_id, qa_id"
+        )
+
+    def latest_verdicts(self, qa_ids: Iterable[str] | None = None) -> dict[str, dict]:
+        """qa_id -> its latest verdict {paper_id, qa_id, reviewer, verdict, reason, edited_question, edited_answer,
+        decided_at, verdicts}, for every reviewed pair (or those given)."""
+        sql, params = f"SELECT * FROM ({self._latest_verdicts_sql()})", None
+        if qa_ids is not None:
+            sql, params = sql + " WHERE qa_id IN {ids:Array(String)}", {"ids": list(qa_ids)}
+        return {r["qa_id"]: r for r in self.query(sql, params)}
+
+    def verdict_history(self, qa_id: str) -> list[dict]:
+        """Every verdict given on a pair, newest first."""
         return self.query(
-            f"SELECT * FROM `{self.database}`.{QA_TABLE} FINAL {where} ORDER BY paper_id, kind, pair_index",
-            params or None,
+            f"SELECT * FROM `{self.database}`.{VERDICTS_TABLE} WHERE qa_id = {{qa:String}} ORDER BY decided_at DESC",
+            {"qa": qa_id},
+        )
+
+    def _scored_pairs_sql(self, judge: str) -> str:
+        """The stored pairs with one judge's scores (as qa_rows reads them), with {judge:String} bound."""
+        db = f"`{self.database}`"
+        if not judge or judge == "live":
+            return f"SELECT * FROM {db}.{QA_TABLE} FINAL"
+        judged = ", ".join(f"j.{c} AS {c}" for c in JUDGED_COLUMNS)
+        return (
+            f"SELECT q.* EXCEPT ({', '.join(JUDGED_COLUMNS)}, scored_at), {judged}, j.scored_at AS scored_at, "
+            f"j.judge_id AS judge_id FROM {db}.{QA_TABLE} AS q FINAL INNER JOIN "
+            f"(SELECT * FROM {db}.{JUDGMENTS_TABLE} FINAL WHERE judge_id = {{judge:String}}) AS j "
+            "ON q.qa_id = j.qa_id AND q.paper_id = j.paper_id"
+        )
+
+    def _reviewed_pairs_sql(self, judge: str) -> str:
+        """The pairs of one judge, each with its latest verdict (review_verdict '' when it has none)."""
+        return (
+            "SELECT q.*, v.verdict AS review_verdict, v.reviewer AS reviewed_by, v.reason AS review_reason, "
+            "v.edited_question AS edited_question, v.edited_answer AS edited_answer, v.decided_at AS reviewed_at, "
+            f"v.verdicts AS review_count FROM ({self._scored_pairs_sql(judge)}) AS q "
+            f"LEFT JOIN ({self._latest_verdicts_sql()}) AS v ON q.paper_id = v.paper_id AND q.qa_id = v.qa_id"
+        )
+
+    def review_pairs(
+        self, f: PairFilter, *, sort: str = "paper", descending: bool = False, limit: int = 50, offset: int = 0
+    ) -> list[dict]:
+        """One page of the pairs that pass the filter, with their latest verdicts, in the order asked (REVIEW_SORTS)."""
+        where, params = f.where()
+        order = REVIEW_SORTS[sort]
+        direction = " DESC" if descending else ""
+        order_by = ", ".join(f"{c}{direction}" for c in order) + ", paper_id, kind, pair_index, qa_id"
+        params = {**params, "judge": f.judge, "limit": int(limit), "offset": int(offset)}
+        return self.query(
+            f"SELECT * FROM ({self._reviewed_pairs_sql(f.judge)}) {where} ORDER BY {order_by} "
+            "LIMIT {limit:UInt32} OFFSET {offset:UInt32}",
+            params,
+        )
+
+    def review_counts(self, f: PairFilter) -> dict[str, int]:
+        """How many pairs pass the filter, and of those: papers, accepted by the judge, reviewed, rejected by a
+        reviewer, edited, near-duplicates."""
+        where, params = f.where()
+        rows = self.query(
+            # n_ names: an alias named like a column (accepted) would replace that column in the WHERE clause
+            "SELECT count() AS n_pairs, uniqExact(paper_id) AS n_papers, countIf(accepted) AS n_accepted, "
+            "countIf(review_verdict != '') AS n_reviewed, countIf(review_verdict = 'reject') AS n_rejected, "
+            "countIf(review_verdict = 'edit') AS n_edited, countIf(duplicate_of != '') AS n_duplicates "
+            f"FROM ({self._reviewed_pairs_sql(f.judge)}) {where}",
+            {**params, "judge": f.judge},
+        )
+        return {k.removeprefix("n_"): int(v) for k, v in rows[0].items()}
+
+    def review_facets(self) -> dict[str, list[tuple[str, int]]]:
+        """The values the list's filters offer, with the pairs of each: categories (journals and subject
+        categories), languages, kinds."""
+        table = f"`{self.database}`.{QA_TABLE} FINAL"
+        out = {}
+        for name, expr in (
+            ("category", "arrayJoin(arrayDistinct(arrayFilter(x -> x != '', arrayConcat([journal], categories))))"),
+            ("language", "language"),
+            ("kind", "kind"),
+        ):
+            rows = self.query(f"SELECT {expr} AS value, count() AS n FROM {table} GROUP BY value ORDER BY value")
+            out[name] = [(str(r["value"]), int(r["n"])) for r in rows]
+        return out
+
+    def review_pair(self, qa_id: str, judge: str = "") -> dict | None:
+        """One pair with its latest verdict (None: no such pair, or not scored by this judge)."""
+        rows = self.query(
+            f"SELECT * FROM ({self._reviewed_pairs_sql(judge)}) WHERE qa_id = {{qa:String}} LIMIT 1",
+            {"qa": qa_id, "judge": judge},
+        )
+        return rows[0] if rows else None
+
+    def near_duplicates(self, qa_id: str) -> list[dict]:
+        """The pairs marked as near-duplicates of this one: [{qa_id, paper_id, title, question,
+        duplicate_similarity}], most similar first."""
+        return self.query(
+            "SELECT qa_id, paper_id, title, question, duplicate_similarity "
+            f"FROM `{self.database}`.{QA_TABLE} FINAL WHERE duplicate_of = {{qa:String}} "
+            "ORDER BY duplicate_similarity DESC, qa_id",
+            {"qa": qa_id},
         )
 
     def close(self) -> None:

@@ -27,6 +27,15 @@ EMBEDDING_DIMS = 384  # all-MiniLM-L6-v2; another model of another size needs SC
 # ones under writers that use them.
 QA_JSON_TABLE = "qa_scored_json_v4"  # v2: judge_prompt_version; v3: evidence, grounding; v4: near-duplicates
 QA_JSON_VIEW = "qa_scored_json_v4_to_qa_pairs"
+# every judge's scores of a pair, side by side (issue 20): one row per (pair, judge), replaced when the same judge
+# scores the same pair again. Its own Null table and view, apart from the qa_pairs ones: every scored record goes
+# in here, only the live judge's also into QA_JSON_TABLE (schemas/records.py QAScored.judge_role)
+JUDGMENTS_TABLE = "judgments"
+JUDGMENTS_JSON_TABLE = "qa_judgments_json_v1"
+JUDGMENTS_JSON_VIEW = "qa_judgments_json_v1_to_judgments"
+# reviewers' verdicts on pairs (issue 23, `sciqag review`): append-only, one row per verdict given; the latest verdict
+# of a pair (argMax by decided_at) is the one readers honour over the judge's acceptance
+VERDICTS_TABLE = "verdicts"
 _EVIDENCE = "Array(Tuple(quote String, start Int32, end Int32, ratio Float32, located Bool))"
 
 PAPER_COLUMNS: list[tuple[str, str]] = [
@@ -52,6 +61,10 @@ PAPER_COLUMNS: list[tuple[str, str]] = [
     ("q_pairs_over_0_7", "UInt16"),
     ("coverage", "Nullable(Float32)"),
     ("prefilter_dropped", "Map(String, UInt32)"),
+    # where the pairs went, by kind (schemas.records.PaperQuality): asked of the model, parsed, not judged
+    ("pairs_requested", "Map(String, UInt16)"),
+    ("pairs_parsed", "Map(String, UInt16)"),
+    ("pairs_not_judged", "Map(String, UInt16)"),
     # how the text was obtained (schemas.records.ExtractionSummary): OCR'd and repaired pages, detected language
     ("extractor_version", "LowCardinality(String)"),
     ("pages", "UInt16"),
@@ -135,6 +148,37 @@ PAPER_CONTEXT_COLUMNS: list[tuple[str, str]] = [
     ("updated_at", "DateTime64(3, 'UTC')"),
 ]
 
+JUDGMENT_COLUMNS: list[tuple[str, str]] = [
+    ("judge_id", "LowCardinality(String)"),
+    ("paper_id", "String"),
+    ("qa_id", "String"),
+    ("judge_role", "LowCardinality(String)"),  # live | rejudge | shadow
+    ("kind", "LowCardinality(String)"),
+    *((d, "UInt8") for d in RACAR_DIMENSIONS),
+    ("reasons", "Map(String, String)"),
+    ("accepted", "Bool"),
+    ("single_correct", "Nullable(Bool)"),
+    ("judge_model", "String"),
+    ("judge_prompt_version", "String"),
+    ("acceptance_policy", "LowCardinality(String)"),
+    ("judge_temperature", "Nullable(Float32)"),
+    ("judge_prompt_tokens", "UInt32"),
+    ("judge_generated_tokens", "UInt32"),
+    ("scored_at", "DateTime64(6, 'UTC')"),
+    ("inserted_at", "DateTime64(3, 'UTC')"),
+]
+
+VERDICT_COLUMNS: list[tuple[str, str]] = [
+    ("paper_id", "String"),
+    ("qa_id", "String"),
+    ("reviewer", "String"),
+    ("verdict", "LowCardinality(String)"),  # accept | reject | edit (accepted with the edited text below)
+    ("reason", "String"),  # a rejection's reason: one of sciqag/verdicts.py REJECT_REASONS, or free text
+    ("edited_question", "String"),  # edit: the reviewer's text, replacing the generated one ('' otherwise)
+    ("edited_answer", "String"),
+    ("decided_at", "DateTime64(6, 'UTC')"),
+]
+
 _SCORE = "Tuple(score UInt8, reason String)"
 # QAScored as it is on the wire (schemas/records.py), with the record's defaults for fields a producer left out
 QA_JSON_COLUMNS: list[tuple[str, str]] = [
@@ -171,6 +215,45 @@ QA_JSON_COLUMNS: list[tuple[str, str]] = [
     ("duplicate_similarity", "Nullable(Float32)"),
     ("first_stored_at", "DateTime64(6, 'UTC') DEFAULT now64(6)"),
 ]
+# the part of a QAScored the judgments view reads (unknown fields are skipped)
+JUDGMENTS_JSON_COLUMNS: list[tuple[str, str]] = [
+    ("paper", "Tuple(paper_id String)"),
+    ("qa_id", "String"),
+    ("kind", "String DEFAULT 'open'"),
+    ("racar", "Tuple(" + ", ".join(f"{d} {_SCORE}" for d in RACAR_DIMENSIONS) + ")"),
+    ("single_correct", "Nullable(Bool)"),
+    ("accepted", "Bool"),
+    ("judge_model", "String"),
+    ("judge_prompt_version", "String"),
+    ("judge_id", "String"),
+    ("judge_role", "String DEFAULT 'live'"),
+    ("acceptance_policy", "String"),
+    ("judge_temperature", "Nullable(Float32)"),
+    ("judge_prompt_tokens", "UInt32"),
+    ("judge_generated_tokens", "UInt32"),
+    ("scored_at", "DateTime64(6, 'UTC') DEFAULT now64(6)"),
+]
+# judgments column -> expression over the JSON record (processors/store.py judgment_row builds the same in Python); a
+# record written before judge ids existed gets one from its model and prompt ('legacy:...')
+_JUDGMENT_FROM_JSON: dict[str, str] = {
+    "judge_id": "if(judge_id = '', concat('legacy:', judge_model, ':', judge_prompt_version), judge_id)",
+    "paper_id": "paper.paper_id",
+    "qa_id": "qa_id",
+    "judge_role": "judge_role",
+    "kind": "kind",
+    **{d: f"racar.{d}.score" for d in RACAR_DIMENSIONS},
+    "reasons": "map(" + ", ".join(f"'{d}', racar.{d}.reason" for d in RACAR_DIMENSIONS) + ")",
+    "accepted": "accepted",
+    "single_correct": "single_correct",
+    "judge_model": "judge_model",
+    "judge_prompt_version": "judge_prompt_version",
+    "acceptance_policy": "acceptance_policy",
+    "judge_temperature": "judge_temperature",
+    "judge_prompt_tokens": "judge_prompt_tokens",
+    "judge_generated_tokens": "judge_generated_tokens",
+    "scored_at": "scored_at",
+    "inserted_at": "now64(3)",
+}
 # qa_pairs column -> expression over the JSON record (processors/store.py qa_row builds the same row in Python)
 _QA_FROM_JSON: dict[str, str] = {
     "paper_id": "paper.paper_id",
@@ -223,6 +306,10 @@ _ENGINES = {
     PAPER_CONTEXTS_TABLE: (PAPER_CONTEXT_COLUMNS, "ReplacingMergeTree(updated_at) ORDER BY paper_id"),
     PAPERS_TABLE: (PAPER_COLUMNS, "ReplacingMergeTree(updated_at) ORDER BY paper_id"),
     QA_TABLE: (QA_COLUMNS, "ReplacingMergeTree(inserted_at) ORDER BY (paper_id, qa_id)"),
+    # version: when it was judged, so a late re-delivery of an older judgment never wins over a newer one
+    JUDGMENTS_TABLE: (JUDGMENT_COLUMNS, "ReplacingMergeTree(scored_at) ORDER BY (judge_id, paper_id, qa_id)"),
+    # append-only: every verdict is kept (the history of a pair's reviews); readers take the latest
+    VERDICTS_TABLE: (VERDICT_COLUMNS, "MergeTree ORDER BY (paper_id, qa_id, decided_at)"),
     DLQ_TABLE: (
         DLQ_COLUMNS,
         "ReplacingMergeTree(failed_at) "
@@ -277,6 +364,13 @@ def ddl(database: str, embedding_dims: int = EMBEDDING_DIMS) -> list[str]:
     statements.append(
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{QA_JSON_VIEW} TO {db}.{QA_TABLE} AS SELECT\n    "
         f"{select}\nFROM {db}.{QA_JSON_TABLE}"
+    )
+    json_cols = ",\n    ".join(f"{name} {type_}" for name, type_ in JUDGMENTS_JSON_COLUMNS)
+    statements.append(f"CREATE TABLE IF NOT EXISTS {db}.{JUDGMENTS_JSON_TABLE} (\n    {json_cols}\n) ENGINE = Null")
+    select = ",\n    ".join(f"{_JUDGMENT_FROM_JSON[name]} AS {name}" for name, _ in JUDGMENT_COLUMNS)
+    statements.append(
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{JUDGMENTS_JSON_VIEW} TO {db}.{JUDGMENTS_TABLE} AS SELECT\n    "
+        f"{select}\nFROM {db}.{JUDGMENTS_JSON_TABLE}"
     )
     return statements
 

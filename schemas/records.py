@@ -165,6 +165,10 @@ class QAGenerated(msgspec.Struct, gc=False, kw_only=True):
     generated_tokens: int = 0
     prefilter_dropped: dict[str, int] = {}  # pairs the rule-based pre-filter removed, by reason
     extraction: ExtractionSummary | None = None
+    # where the pairs went, by kind (open | mcq): how many were asked of the model (SCIQAG_PAIRS_PER_PAPER,
+    # SCIQAG_MCQ_PER_PAPER) and how many usable ones were parsed from its output, before the pre-filter
+    pairs_requested: dict[str, int] = {}
+    pairs_parsed: dict[str, int] = {}
     generated_at: datetime = msgspec.field(default_factory=utcnow)
     schema_version: int = SCHEMA_VERSION
 
@@ -195,6 +199,11 @@ class PaperQuality(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     q_pairs_over_0_7: int = 0  # near-duplicate question pairs
     coverage: float | None = None  # SciQAG coverage rate of the answers over the paper
     prefilter_dropped: dict[str, int] = {}
+    # the paper's pair funnel for its papers row, by kind: QAGenerated.pairs_requested and .pairs_parsed, and the
+    # pairs the judge could not score (each dead-lettered with paper_failed=False)
+    pairs_requested: dict[str, int] = {}
+    pairs_parsed: dict[str, int] = {}
+    pairs_not_judged: dict[str, int] = {}
 
 
 class QAScored(msgspec.Struct, gc=False, kw_only=True):
@@ -232,6 +241,14 @@ class QAScored(msgspec.Struct, gc=False, kw_only=True):
     grounding: float | None = None  # see QAPair.grounding
     scored_at: datetime = msgspec.field(default_factory=utcnow)
     schema_version: int = SCHEMA_VERSION
+    # which judge scored it (issue 20): a stable id of the judge's model, prompt, policy and temperature
+    # (sciqag.judges.judge_id), and its role: "live" (the judge of the stream: the record also writes the pair to
+    # qa_pairs and completes the paper), "rejudge" (`sciqag rejudge`) or "shadow" (a second judge on a share of the
+    # live pairs); those two only add a judgment (the judgments table) and leave the pair and the paper as they are
+    judge_id: str = ""
+    judge_role: str = "live"
+    acceptance_policy: str = ""  # the policy `accepted` was decided under (Settings.acceptance_policy)
+    judge_temperature: float | None = None
 
 
 class _PaperIdOnly(msgspec.Struct, gc=False, frozen=True):
@@ -272,10 +289,16 @@ class QAScoredCheck(msgspec.Struct, gc=False, kw_only=True):
     kind: str = "open"
     language: str = "en"
     options: list[str] = []
+    judge_role: str = "live"  # not required; read here so the sink routes the record without decoding it whole
+
+    @property
+    def live(self) -> bool:
+        """A record of the stream's own judge: it writes the pair and may complete the paper (see QAScored)."""
+        return self.judge_role == "live"
 
     @property
     def completes_paper(self) -> bool:
-        return self.sequence == self.pair_count - 1
+        return self.live and self.sequence == self.pair_count - 1
 
 
 class DeadLetter(msgspec.Struct, gc=False, kw_only=True):

@@ -5,6 +5,8 @@ EXTRACTED = "sciqag.extracted"
 GENERATED = "sciqag.qa.generated"
 SCORED = "sciqag.qa.scored"
 DLQ = "sciqag.dlq"
+# `sciqag rejudge`: stored papers' generated records again, for a re-judging judge only (never the live judge's input)
+REJUDGE = "sciqag.qa.rejudge"
 
 TOPIC_RECORDS = {
     PAPERS: "PaperSubmitted",
@@ -12,4 +14,5 @@ TOPIC_RECORDS = {
     GENERATED: "QAGenerated",
     SCORED: "QAScored",
     DLQ: "DeadLetter",
+    REJUDGE: "QAGenerated",
 }

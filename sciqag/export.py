@@ -30,6 +30,9 @@ def qa_export_record(row: dict[str, Any]) -> dict[str, Any]:
         "evidence": [_evidence(e) for e in row.get("evidence") or []],
         "grounding": None if row.get("grounding") is None else round(float(row["grounding"]), 4),
         "accepted": bool(row.get("accepted")),
+        # a reviewer's latest verdict, when the rows went through sciqag/verdicts.py apply_verdicts: it wins over the
+        # judge's acceptance (judge_accepted); an edit replaced the generated question and answer
+        **_review_fields(row),
         # the canonical pair of another paper this one near-duplicates ('' if none), and the question similarity
         "duplicate_of": row.get("duplicate_of", ""),
         "duplicate_similarity": None
@@ -51,6 +54,21 @@ def qa_export_record(row: dict[str, Any]) -> dict[str, Any]:
         if isinstance(row.get("scored_at"), datetime)
         else row.get("scored_at"),
     }
+
+
+def _review_fields(row: dict[str, Any]) -> dict[str, Any]:
+    review = row.get("review")
+    if "judge_accepted" not in row:  # rows not merged with the verdicts
+        return {}
+    out = {
+        "judge_accepted": bool(row["judge_accepted"]),
+        "edited": bool(row.get("edited")),
+        "reviewed_by": review["reviewer"] if review else "",
+        "review_verdict": review["verdict"] if review else "",
+    }
+    if row.get("edited"):
+        out.update(generated_question=row["generated_question"], generated_answer=row["generated_answer"])
+    return out
 
 
 def _evidence(e) -> dict[str, Any]:

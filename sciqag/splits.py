@@ -37,6 +37,7 @@ class Split:
     policy_dropped: int = 0  # pairs of test papers that did not pass the acceptance policy
     eligible_papers: dict[str, int] = field(default_factory=dict)  # category -> papers with an accepted pair
     duplicates_left_out: int = 0  # pairs marked as near-duplicates of another paper's pair, not offered to the split
+    rejected_by_reviewers: int = 0  # pairs whose latest verdict in `sciqag review` was reject, not offered either
     # test pairs removed because their question near-duplicates a train question: (test qa_id, train qa_id, cosine)
     contamination: list[tuple[str, str, float]] = field(default_factory=list)
     contamination_threshold: float | None = None  # None: the contamination check did not run
@@ -54,6 +55,14 @@ class Split:
             for cat, rows in by_cat.items():
                 out[cat][name] = (len({r["paper_id"] for r in rows}), len(rows))
         return dict(sorted(out.items()))
+
+
+def _passes(row: dict, policy: str) -> bool:
+    """A reviewer's latest verdict (sciqag/verdicts.py apply_verdicts; rejected pairs are already out) wins over the
+    acceptance policy on the judge's scores."""
+    if row.get("review"):
+        return True
+    return passes(row, policy)
 
 
 def _rule_filter(rows: list[dict]) -> tuple[list[dict], Counter]:
@@ -81,7 +90,7 @@ def split_pairs(rows: Iterable[dict[str, Any]], *, per_category: int, seed: int,
 
     eligible: dict[str, list[str]] = defaultdict(list)
     for pid in sorted(filtered):
-        if any(passes(r, policy) for r in filtered[pid]):
+        if any(_passes(r, policy) for r in filtered[pid]):
             eligible[category_of(filtered[pid][0])].append(pid)
     rng = random.Random(seed)
     test_papers: set[str] = set()
@@ -93,7 +102,7 @@ def split_pairs(rows: Iterable[dict[str, Any]], *, per_category: int, seed: int,
 
     for pid in sorted(by_paper):
         if pid in test_papers:
-            accepted = [r for r in filtered[pid] if passes(r, policy)]
+            accepted = [r for r in filtered[pid] if _passes(r, policy)]
             split.policy_dropped += len(filtered[pid]) - len(accepted)
             split.test.extend(accepted)
         else:
@@ -136,6 +145,8 @@ def full_record(row: dict) -> dict:
         "paper_id": row["paper_id"],
         "doi": row.get("doi", ""),
         "category": category_of(row),
+        "edited": bool(row.get("edited")),  # a reviewer's text replaced the generated one (`sciqag review`)
+        "reviewed_by": (row.get("review") or {}).get("reviewer", ""),
     }
 
 
@@ -198,6 +209,11 @@ def dataset_card(
                 if split.contamination_threshold is not None
                 else "Test questions were not checked against train questions."
             ),
+            f"- **reviewers** (`sciqag review`): {split.rejected_by_reviewers} pairs a reviewer rejected were left out "
+            "before splitting; a reviewer's acceptance wins over the policy. In the splits: "
+            f"{sum(1 for r in split.test + split.train if r.get('review'))} reviewed pairs, "
+            f"{sum(1 for r in split.test + split.train if r.get('edited'))} with the reviewer's edited text "
+            "(`edited` in the `qa` shape).",
             "",
             "## Models",
             "",
@@ -207,7 +223,8 @@ def dataset_card(
             "## Files",
             "",
             "Each split folder holds the same pairs in three shapes, as JSONL and Parquet:",
-            "`qa` {question, answer, paper_id, doi, category}; `sciqag` {Q, A} (SciQAG's release shape); "
+            "`qa` {question, answer, paper_id, doi, category, edited, reviewed_by}; `sciqag` {Q, A} (SciQAG's release "
+            "shape); "
             "`instruct` {instruction, input, output} for instruction tuning.",
             "",
         ]

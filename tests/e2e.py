@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import threading
@@ -26,6 +27,20 @@ FAST = ["--pairs", "3", "--keywords", "5", "--mcq", "1", "--max-context-tokens",
 # a JSON string; with the default caps (2048 / 512) such an output costs minutes of CPU before it is rejected anyway
 # OCR off unless a test asks for it: the real scan takes ~100 s of Tesseract (test_end_to_end OCRs it with a budget)
 FAST_ENV = {"SCIQAG_GENERATION_MAX_TOKENS": "700", "SCIQAG_JUDGE_MAX_TOKENS": "320", "SCIQAG_OCR": "off"}
+
+
+# what libraries print when they are not held quiet (processors/logs.py): their warnings, vLLM's and torch's start-up
+# messages, the weight-loading and hub bars. None of it may reach a run's output below --log-level DEBUG
+THIRD_PARTY_NOISE = re.compile(
+    r"Warning:|FutureWarning|DeprecationWarning|UserWarning|Triton|NUMA|\[W\d{4} |Loading safetensors|it/s\]|"
+    r"^(INFO|WARNING|DEBUG) \d\d-\d\d |\(EngineCore|huggingface|transformers|torch\.|vllm\.",
+    re.MULTILINE,
+)
+
+
+def third_party_noise(output: str) -> list[str]:
+    """The lines of `output` that libraries printed (THIRD_PARTY_NOISE)."""
+    return [line for line in output.splitlines() if THIRD_PARTY_NOISE.search(line)]
 
 
 @dataclass

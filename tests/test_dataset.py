@@ -120,7 +120,15 @@ def test_build_writes_three_shapes_resumes_and_keeps_jsonl_and_parquet_equal(tmp
     for name in ("test", "train"):
         n = len(getattr(split, name))
         qa = [json.loads(line) for line in (tmp_path / name / "qa.jsonl").read_text().splitlines()]
-        assert len(qa) == n and set(qa[0]) == {"question", "answer", "paper_id", "doi", "category"}
+        assert len(qa) == n and set(qa[0]) == {
+            "question",
+            "answer",
+            "paper_id",
+            "doi",
+            "category",
+            "edited",
+            "reviewed_by",
+        }
         assert set(json.loads((tmp_path / name / "sciqag.jsonl").read_text().splitlines()[0])) == {"Q", "A"}
         assert set(json.loads((tmp_path / name / "instruct.jsonl").read_text().splitlines()[0])) == {
             "instruction",

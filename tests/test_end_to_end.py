@@ -1,5 +1,6 @@
 """The whole pipeline on real parts: a Tansu broker, the vLLM engine with the bundled model, chDB."""
 
+import re
 import subprocess
 
 import pytest
@@ -11,7 +12,7 @@ from sciqag.mera import read_mera
 from sciqag.quality import numbers_in
 
 from .conftest import PDFS, SCAN, sciqag_exe, shared_pdfs
-from .e2e import metric, open_store, run_sciqag
+from .e2e import FAST, FAST_ENV, metric, open_store, run_sciqag, third_party_noise
 
 pytestmark = pytest.mark.slow
 # dead-letter kinds that mean the model's output was unusable (not a pipeline fault)
@@ -26,6 +27,8 @@ def test_real_papers_end_to_end(tmp_path, free_port):
     result = run_sciqag(pdfs, tmp_path / "data", free_port, scrape=True, env=ocr)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "sciqag run summary" in result.stdout
+    # the in-process engine (its EngineCore child too) stays quiet at the default log level (issue 23)
+    assert not third_party_noise(result.stderr + result.stdout), third_party_noise(result.stderr + result.stdout)
 
     store = open_store(tmp_path / "data")
     papers = {r["source_uri"].rsplit("/", 1)[-1]: r for r in store.query("SELECT * FROM sciqag.papers FINAL")}
@@ -190,9 +193,48 @@ def test_bad_files_are_reported_good_papers_still_scored_and_the_results_exporte
     scored_good = len(good) - len(model_failed)
 
     store = open_store(data)
-    first_ids = {(r["paper_id"], r["qa_id"]) for r in store.qa_rows()}
+    first_rows = store.qa_rows()
+    first_ids = {(r["paper_id"], r["qa_id"]) for r in first_rows}
+    dead = store.query("SELECT paper_id, stage, paper_failed, message FROM sciqag.dead_letters")
     store.close()
     assert first_ids
+
+    # where the pairs went (issue 23): per paper and kind, each step adds up, and against what was stored
+    funnel = first.summary["funnel"]
+    asked = {"open": 3, "mcq": 2}  # tests/e2e.py FAST --pairs 3, and --mcq 2 here
+    for pid, by_kind in funnel["papers"].items():
+        name = first.summary["papers"][pid]["file"].rsplit("/", 1)[-1]
+        assert set(by_kind) == set(asked), (name, by_kind)
+        for kind, f in by_kind.items():
+            assert f["requested"] == asked[kind], (name, kind, f)
+            assert f["requested"] == f["generated"] + f["unparseable"] + f["failed_paper"], (name, kind, f)
+            assert f["generated"] == sum(f["prefilter_dropped"].values()) + f["not_judged"] + f["judged"], f
+            assert f["unaccounted"] == 0 and f["judged"] == f["accepted"] + f["rejected"], (name, kind, f)
+            rows = [r for r in first_rows if r["paper_id"] == pid and r["kind"] == kind]
+            assert f["judged"] == len(rows) and f["accepted"] == sum(r["accepted"] for r in rows), (name, kind, f)
+            assert f["near_duplicates"] == sum(bool(r["duplicate_of"]) for r in rows)
+            if statuses[name] == "failed":  # a failed paper loses every pair asked of it
+                assert f["failed_paper"] == f["requested"] and not rows, (name, kind, f)
+                continue
+            assert f["failed_paper"] == 0, (name, kind, f)
+            # pairs the judge could not score, and a multiple-choice request that gave nothing, are dead letters
+            # that leave the paper scored
+            pair_dead = [d for d in dead if d["paper_id"] == pid and not d["paper_failed"]]
+            judge_dead = [
+                d for d in pair_dead if d["stage"] == "judge" and ("multiple-choice" in d["message"]) == (kind == "mcq")
+            ]
+            assert bool(judge_dead) == (f["not_judged"] > 0), (name, kind, f, judge_dead)
+            if kind == "mcq" and f["generated"] == 0:
+                assert any(d["stage"] == "generator" for d in pair_dead), (name, f, pair_dead)
+    total = funnel["total"]
+    assert total["all"]["requested"] == len(first.summary["papers"]) * sum(asked.values())
+    for key in ("requested", "generated", "unparseable", "failed_paper", "not_judged", "judged", "accepted"):
+        assert total["all"][key] == sum(f[key] for by_kind in funnel["papers"].values() for f in by_kind.values())
+        assert total["all"][key] == total["open"][key] + total["mcq"][key]
+    assert total["all"]["judged"] == len(first_rows)
+    assert "where the pairs went" in first.stdout and "dropped by the pre-filter" in first.stdout
+    # no library's warning or loading bar reaches the output at the default log level (not a terminal here)
+    assert not third_party_noise(first.stderr + first.stdout), third_party_noise(first.stderr + first.stdout)
 
     # what users read out of it: the corpus report and the MERA export
     stats = subprocess.run(
@@ -278,3 +320,66 @@ def test_the_same_paper_under_two_ids_is_a_near_duplicate_and_its_replay_stays_c
     exported = [line for line in export.stdout.splitlines() if line.strip()]
     assert len(exported) == len(replayed)  # the copies are left out by default
     assert f"{len(copies)} near-duplicates of other papers' pairs left out" in export.stderr
+
+
+def test_on_a_terminal_the_progress_bar_is_redrawn_in_place(tmp_path, free_port, vllm_server):
+    """`sciqag run` under a pseudo-terminal (issue 23): the bar is drawn by rich and redrawn in place (carriage
+    returns and erase-line escapes, no new line per update), the summary follows it, and nothing of the libraries'
+    shows. (Logs printed while the bar is up land above it: tests/test_progress.py.)"""
+    import os
+    import pty
+    import select
+    import time
+
+    from processors.local.samples import write_sample_pdfs
+
+    sample = write_sample_pdfs(tmp_path / "samples")[0]
+    cmd = [
+        sciqag_exe(),
+        "run",
+        str(sample),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--metrics-port",
+        str(free_port),
+        *FAST,
+        "--pairs",
+        "2",
+        "--mcq",
+        "0",
+        "--llm-url",
+        f"{vllm_server}/v1",
+        "--model",
+        "sciqag-llm",
+    ]
+    env = {**os.environ, **FAST_ENV, "TERM": "xterm", "COLUMNS": "120"}
+    env.pop("NO_COLOR", None)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command, with the pseudo-terminal as its stdin, stdout and stderr
+        os.execve(cmd[0], cmd, env)
+    chunks, deadline = [], time.monotonic() + 900
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    out = re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode(errors="replace"))  # colours off, cursor control kept
+    assert os.waitstatus_to_exitcode(status) == 0, out[-4000:]
+    before_summary, _, summary = out.partition("sciqag run summary")
+    assert summary and "where the pairs went" in summary
+    # redrawn in place: the bar's frames are separated by a carriage return and rich's erase-line, not new lines
+    frames = before_summary.split("\r\x1b[2K")
+    bar_frames = [f for f in frames if "/1 papers" in f]
+    assert len(bar_frames) >= 3, before_summary[-2000:]
+    assert before_summary.count("/1 papers") > before_summary.count("\n")  # far more updates than lines
+    assert "1/1 papers" in bar_frames[-1]
+    assert before_summary.count("published 1 papers") == 1  # printed once, not redrawn with the bar
+    assert not third_party_noise(out), third_party_noise(out)

@@ -80,6 +80,9 @@ CREATE TABLE IF NOT EXISTS `sciqag`.papers (
     q_pairs_over_0_7 UInt16,
     coverage Nullable(Float32),
     prefilter_dropped Map(String, UInt32),
+    pairs_requested Map(String, UInt16),
+    pairs_parsed Map(String, UInt16),
+    pairs_not_judged Map(String, UInt16),
     extractor_version LowCardinality(String),
     pages UInt16,
     ocr_pages Array(UInt16),
@@ -130,6 +133,12 @@ ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS q_pairs_over_0_7 UInt16;
 ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS coverage Nullable(Float32);
 
 ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS prefilter_dropped Map(String, UInt32);
+
+ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS pairs_requested Map(String, UInt16);
+
+ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS pairs_parsed Map(String, UInt16);
+
+ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS pairs_not_judged Map(String, UInt16);
 
 ALTER TABLE `sciqag`.papers ADD COLUMN IF NOT EXISTS extractor_version LowCardinality(String);
 
@@ -253,6 +262,99 @@ ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS duplicate_similarity Null
 
 ALTER TABLE `sciqag`.qa_pairs ADD COLUMN IF NOT EXISTS first_stored_at DateTime64(6, 'UTC');
 
+CREATE TABLE IF NOT EXISTS `sciqag`.judgments (
+    judge_id LowCardinality(String),
+    paper_id String,
+    qa_id String,
+    judge_role LowCardinality(String),
+    kind LowCardinality(String),
+    relevance UInt8,
+    agnosticism UInt8,
+    completeness UInt8,
+    accuracy UInt8,
+    reasonableness UInt8,
+    reasons Map(String, String),
+    accepted Bool,
+    single_correct Nullable(Bool),
+    judge_model String,
+    judge_prompt_version String,
+    acceptance_policy LowCardinality(String),
+    judge_temperature Nullable(Float32),
+    judge_prompt_tokens UInt32,
+    judge_generated_tokens UInt32,
+    scored_at DateTime64(6, 'UTC'),
+    inserted_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(scored_at) ORDER BY (judge_id, paper_id, qa_id);
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS judge_id LowCardinality(String);
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS paper_id String;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS qa_id String;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS judge_role LowCardinality(String);
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS kind LowCardinality(String);
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS relevance UInt8;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS agnosticism UInt8;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS completeness UInt8;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS accuracy UInt8;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS reasonableness UInt8;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS reasons Map(String, String);
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS accepted Bool;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS single_correct Nullable(Bool);
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS judge_model String;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS judge_prompt_version String;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS acceptance_policy LowCardinality(String);
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS judge_temperature Nullable(Float32);
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS judge_prompt_tokens UInt32;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS judge_generated_tokens UInt32;
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS scored_at DateTime64(6, 'UTC');
+
+ALTER TABLE `sciqag`.judgments ADD COLUMN IF NOT EXISTS inserted_at DateTime64(3, 'UTC');
+
+CREATE TABLE IF NOT EXISTS `sciqag`.verdicts (
+    paper_id String,
+    qa_id String,
+    reviewer String,
+    verdict LowCardinality(String),
+    reason String,
+    edited_question String,
+    edited_answer String,
+    decided_at DateTime64(6, 'UTC')
+) ENGINE = MergeTree ORDER BY (paper_id, qa_id, decided_at);
+
+ALTER TABLE `sciqag`.verdicts ADD COLUMN IF NOT EXISTS paper_id String;
+
+ALTER TABLE `sciqag`.verdicts ADD COLUMN IF NOT EXISTS qa_id String;
+
+ALTER TABLE `sciqag`.verdicts ADD COLUMN IF NOT EXISTS reviewer String;
+
+ALTER TABLE `sciqag`.verdicts ADD COLUMN IF NOT EXISTS verdict LowCardinality(String);
+
+ALTER TABLE `sciqag`.verdicts ADD COLUMN IF NOT EXISTS reason String;
+
+ALTER TABLE `sciqag`.verdicts ADD COLUMN IF NOT EXISTS edited_question String;
+
+ALTER TABLE `sciqag`.verdicts ADD COLUMN IF NOT EXISTS edited_answer String;
+
+ALTER TABLE `sciqag`.verdicts ADD COLUMN IF NOT EXISTS decided_at DateTime64(6, 'UTC');
+
 CREATE TABLE IF NOT EXISTS `sciqag`.dead_letters (
     stage LowCardinality(String),
     paper_id String,
@@ -362,4 +464,46 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS `sciqag`.qa_scored_json_v4_to_qa_pairs TO
     duplicate_similarity AS duplicate_similarity,
     first_stored_at AS first_stored_at
 FROM `sciqag`.qa_scored_json_v4;
+
+CREATE TABLE IF NOT EXISTS `sciqag`.qa_judgments_json_v1 (
+    paper Tuple(paper_id String),
+    qa_id String,
+    kind String DEFAULT 'open',
+    racar Tuple(relevance Tuple(score UInt8, reason String), agnosticism Tuple(score UInt8, reason String), completeness Tuple(score UInt8, reason String), accuracy Tuple(score UInt8, reason String), reasonableness Tuple(score UInt8, reason String)),
+    single_correct Nullable(Bool),
+    accepted Bool,
+    judge_model String,
+    judge_prompt_version String,
+    judge_id String,
+    judge_role String DEFAULT 'live',
+    acceptance_policy String,
+    judge_temperature Nullable(Float32),
+    judge_prompt_tokens UInt32,
+    judge_generated_tokens UInt32,
+    scored_at DateTime64(6, 'UTC') DEFAULT now64(6)
+) ENGINE = Null;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `sciqag`.qa_judgments_json_v1_to_judgments TO `sciqag`.judgments AS SELECT
+    if(judge_id = '', concat('legacy:', judge_model, ':', judge_prompt_version), judge_id) AS judge_id,
+    paper.paper_id AS paper_id,
+    qa_id AS qa_id,
+    judge_role AS judge_role,
+    kind AS kind,
+    racar.relevance.score AS relevance,
+    racar.agnosticism.score AS agnosticism,
+    racar.completeness.score AS completeness,
+    racar.accuracy.score AS accuracy,
+    racar.reasonableness.score AS reasonableness,
+    map('relevance', racar.relevance.reason, 'agnosticism', racar.agnosticism.reason, 'completeness', racar.completeness.reason, 'accuracy', racar.accuracy.reason, 'reasonableness', racar.reasonableness.reason) AS reasons,
+    accepted AS accepted,
+    single_correct AS single_correct,
+    judge_model AS judge_model,
+    judge_prompt_version AS judge_prompt_version,
+    acceptance_policy AS acceptance_policy,
+    judge_temperature AS judge_temperature,
+    judge_prompt_tokens AS judge_prompt_tokens,
+    judge_generated_tokens AS judge_generated_tokens,
+    scored_at AS scored_at,
+    now64(3) AS inserted_at
+FROM `sciqag`.qa_judgments_json_v1;
 

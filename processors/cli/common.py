@@ -30,6 +30,16 @@ def common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", help="WARNING, INFO or DEBUG (SCIQAG_LOG_LEVEL)")
 
 
+def judge_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--judge",
+        dest="primary_judge",
+        metavar="ID",
+        help="read this judge's scores and acceptance (a judge_id of `sciqag judges list`) instead of the primary "
+        "judge's (SCIQAG_PRIMARY_JUDGE; default: live, the live judge's as stored in qa_pairs)",
+    )
+
+
 def engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",

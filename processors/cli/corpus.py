@@ -7,13 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from .common import Command, common_options, settings_from
+from .common import Command, common_options, judge_option, settings_from
 
 
 def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["jsonl", "mera"], default="jsonl")
     p.add_argument("--all", action="store_true", help="mera: include items the judge did not accept")
     p.add_argument("--out", type=Path, help="output file (default: standard output)")
+    judge_option(p)
     p.add_argument(
         "--with-duplicates",
         action="store_true",
@@ -25,11 +26,16 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
 def export(args) -> int:
     from sciqag.export import export_records, mera_items
     from sciqag.mera import to_mera
+    from sciqag.verdicts import apply_verdicts, rejected_by_reviewers
 
     from ..store import open_store
 
-    with open_store(settings_from(args)) as store:
-        rows = store.qa_rows()
+    settings = settings_from(args)
+    with open_store(settings) as store:
+        rows, verdicts = store.qa_rows(judge=settings.primary_judge), store.latest_verdicts()
+    # reviewers' latest verdicts win over the judge's: rejected pairs out, accepted ones in, edits in place
+    rejected = rejected_by_reviewers(rows, verdicts)
+    rows = apply_verdicts(rows, verdicts)
     duplicates = sum(1 for r in rows if r["duplicate_of"])
     if not args.with_duplicates:
         rows = [r for r in rows if not r["duplicate_of"]]
@@ -49,22 +55,27 @@ def export(args) -> int:
     if duplicates:
         what = "included" if args.with_duplicates else "left out (--with-duplicates keeps them)"
         print(f"{duplicates} near-duplicates of other papers' pairs {what}", file=sys.stderr)
+    if rejected:
+        print(f"{rejected} pairs rejected by reviewers left out", file=sys.stderr)
     return 0
 
 
 def _stats_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--html", type=Path, default=None, help="HTML report file (default: <data-dir>/stats.html)")
+    judge_option(p)
     common_options(p)
 
 
 def stats(args) -> int:
     from sciqag.stats import corpus_stats, format_table, html_report
+    from sciqag.verdicts import format_agreement, judge_agreement
 
     from ..store import open_store
 
     settings = settings_from(args)
     with open_store(settings) as store:
-        qa, papers = store.qa_rows(), store.papers()
+        qa, papers = store.qa_rows(judge=settings.primary_judge), store.papers()
+        verdicts = store.latest_verdicts()
     scored = [p for p in papers if p["status"] == "scored"]
     groups = corpus_stats(qa, scored)
     print(format_table(groups))
@@ -79,6 +90,7 @@ def stats(args) -> int:
             f"near-duplicates of other papers' pairs: {overall.duplicates} of {overall.checked} checked pairs "
             f"({overall.duplicate_rate:.1%}; threshold {settings.duplicate_threshold}); `export` leaves them out"
         )
+    print(format_agreement(judge_agreement(qa, verdicts), settings.primary_judge))
     target = args.html or settings.data_dir / "stats.html"
     target.write_text(html_report(groups, qa, scored), encoding="utf-8")
     print(f"HTML report: {target}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import Command, common_options, engine_options, settings_from
+from .common import Command, common_options, engine_options, judge_option, settings_from
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
@@ -36,6 +36,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         help="keep only pairs whose located evidence quotes cover at least this share of the answer's "
         "content words and numbers (0-1; default 0: no filter)",
     )
+    judge_option(d)
     d.add_argument(
         "--with-duplicates",
         action="store_true",

@@ -14,16 +14,18 @@ from pathlib import Path
 import numpy as np
 
 from sciqag.splits import SHAPES, Split, dataset_card, remove_contamination, split_pairs
+from sciqag.verdicts import apply_verdicts, rejected_by_reviewers
 
 from ..settings import Settings
 from ..store import Store, open_store
 
 
 def question_vectors(store: Store, rows: list[dict], model: str) -> dict[str, np.ndarray]:
-    """qa_id -> the question's embedding: as stored by the sink (qa_embeddings), computed for pairs without one."""
+    """qa_id -> the question's embedding: as stored by the sink (qa_embeddings), computed for pairs without one (and
+    for pairs whose question a reviewer edited)."""
     stored = store.embeddings_of([(r["paper_id"], r["qa_id"]) for r in rows])
     vectors = {qa_id: np.asarray(v, dtype=np.float32) for qa_id, v in stored.items()}
-    missing = [r for r in rows if r["qa_id"] not in vectors]
+    missing = [r for r in rows if r["qa_id"] not in vectors or r.get("edited")]  # a reviewer's edit: its own text
     if missing:
         from sciqag.embeddings import embed
 
@@ -48,11 +50,16 @@ def build_from_store(
     quotes are left out too). Near-duplicates of other papers' pairs are left out unless with_duplicates; test
     pairs whose question near-duplicates a train question are removed in any case."""
     with open_store(settings) as store:
-        rows = store.qa_rows()
+        rows = store.qa_rows(judge=settings.primary_judge)  # the primary judge's scores, or --judge's
+        verdicts = store.latest_verdicts()  # reviewers' verdicts win over the judge's (sciqag/verdicts.py)
+        rejected = rejected_by_reviewers(rows, verdicts)
+        rows = apply_verdicts(rows, verdicts)
         open_rows = [r for r in rows if r.get("kind", "open") == "open"]
         vectors = question_vectors(store, open_rows, settings.embeddings_model) if open_rows else {}
     if not rows:
         raise ValueError(f"no pairs stored under {settings.data_dir} (run the pipeline or `dataset import-sciqag`)")
+    if rejected:
+        print(f"{rejected} pairs rejected by reviewers left out", file=sys.stderr)
     duplicates = 0
     if not with_duplicates:
         duplicates = sum(1 for r in rows if r["duplicate_of"])
@@ -72,6 +79,7 @@ def build_from_store(
         vectors=vectors,
         threshold=settings.duplicate_threshold,
         duplicates_left_out=duplicates,
+        rejected_by_reviewers=rejected,
         source=f"ClickHouse database '{settings.clickhouse_database}'"
         + (f", pairs with grounding >= {min_grounding}" if min_grounding > 0 else ""),
     )
@@ -94,7 +102,8 @@ def build_from_store(
 def _fingerprint(rows: list[dict], **params) -> str:
     h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
     for r in sorted(rows, key=lambda r: (r["paper_id"], r["qa_id"])):
-        h.update(f"{r['qa_id']}|{r['inserted_at']}|".encode())
+        review = r.get("review") or {}
+        h.update(f"{r['qa_id']}|{r['inserted_at']}|{review.get('decided_at', '')}|".encode())
     return h.hexdigest()
 
 
@@ -120,8 +129,9 @@ def _write_parquet(records: list[dict], shape: str):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        columns = list(SHAPES[shape]({"question": "", "answer": "", "paper_id": ""}))
-        table = pa.table({c: pa.array([r[c] for r in records], type=pa.string()) for c in columns})
+        probe = SHAPES[shape]({"question": "", "answer": "", "paper_id": ""})
+        types = {c: pa.bool_() if isinstance(v, bool) else pa.string() for c, v in probe.items()}
+        table = pa.table({c: pa.array([r[c] for r in records], type=t) for c, t in types.items()})
         pq.write_table(table, path)
 
     return write
@@ -138,11 +148,13 @@ def build_dataset(
     vectors: dict[str, np.ndarray] | None = None,
     threshold: float = 0.0,
     duplicates_left_out: int = 0,
+    rejected_by_reviewers: int = 0,
 ) -> tuple[Split, list[str]]:
     """Write the splits; returns the split and the files written (files kept from an interrupted run are not).
     `vectors`: each open pair's question embedding, for the train/test contamination check (None: not checked)."""
     split = split_pairs(rows, per_category=per_category, seed=seed, policy=policy)
     split.duplicates_left_out = duplicates_left_out
+    split.rejected_by_reviewers = rejected_by_reviewers
     if vectors is not None:
         remove_contamination(split, vectors, threshold)
     fingerprint = _fingerprint(rows, per_category=per_category, seed=seed, policy=policy, threshold=threshold)

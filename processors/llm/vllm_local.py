@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 
 from .. import metrics
+from ..logs import third_party_quiet
 from . import EngineDead, EngineOptions, LLMError, LLMResult, record_usage
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ async def open_engine(options: EngineOptions) -> AsyncIterator[VLLMInProcess]:
         gpu_memory_utilization=options.gpu_memory_utilization,
         seed=options.seed,
         dtype=options.dtype,
+        use_tqdm_on_load=not third_party_quiet(),  # the weight-loading bar (vLLM's own, not under TQDM_DISABLE)
     )
     engine = AsyncLLM.from_engine_args(args)
     try:

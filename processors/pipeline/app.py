@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 
 from schemas import topics as T
 
-from .. import metrics
+from .. import judging, metrics
 from ..kafka import COMPRESSION, MAX_REQUEST_BYTES, faust_credentials, group_timeouts
 from ..llm import open_llm
 from ..settings import Settings
@@ -25,13 +25,15 @@ from . import faust_commit
 from .context import EngineHolder, StageContext, Topics
 from .extract import Extractor
 from .generate import Generator
-from .judge import Judge
+from .judge import Judge, ShadowJudge
 from .sink import Sink, SinkConsumer, run_sink_until_cancelled
 
 log = logging.getLogger(__name__)
 
 AGENTS = ("extractor", "generator", "judge", "sink")
 APP_ID = "sciqag"  # the agents' consumer group; the sink's is sink_group(APP_ID)
+# agents a job's own worker runs: rejudge, the judge again on `sciqag.qa.rejudge` for `sciqag rejudge`
+JOB_AGENTS = ("rejudge",)
 _faust_metrics: FaustMetrics | None = None
 
 
@@ -44,11 +46,12 @@ class Pipeline:
     generator: Generator
     judge: Judge
     sink: Sink
+    rejudge: Judge | None = None
 
     @classmethod
     def create(cls, settings: Settings, topics: Topics, engine: EngineHolder) -> Pipeline:
         ctx = StageContext(settings, topics, engine)
-        return cls(ctx, Extractor(ctx), Generator(ctx), Judge(ctx), Sink(ctx))
+        return cls(ctx, Extractor(ctx), Generator(ctx), Judge(ctx), Sink(ctx), Judge(ctx, role="rejudge"))
 
     @property
     def settings(self) -> Settings:
@@ -64,7 +67,7 @@ class Pipeline:
 
 
 def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tuple[faust.App, Pipeline]:
-    unknown = set(settings.agents) - set(AGENTS)
+    unknown = set(settings.agents) - set(AGENTS) - set(JOB_AGENTS)
     if unknown:
         raise ValueError(f"unknown agents {sorted(unknown)}; choose from {', '.join(AGENTS)}")
     faust_commit.install()  # at-least-once under agent concurrency (see faust_commit.py)
@@ -117,6 +120,7 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
         generated=topic(T.GENERATED),
         scored=topic(T.SCORED),
         dlq=topic(T.DLQ),
+        rejudge=topic(T.REJUDGE),
     )
     holder = EngineHolder()
 
@@ -126,7 +130,7 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
     holder.on_fatal = stop_on_fatal
     pipeline = Pipeline.create(settings, topics, holder)
 
-    if enabled & {"generator", "judge"}:
+    if enabled & {"generator", "judge", "rejudge"}:
         if model_dir is None and not settings.llm_url:
             raise ValueError("the generator and judge agents need a model folder or an LLM server URL")
 
@@ -169,6 +173,21 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
             async for event in stream.events():
                 await pipeline.judge.handle(event)
 
+        if settings.shadow_share > 0:
+            shadow = ShadowJudge(pipeline.context)
+            pipeline.judge.shadow = shadow
+
+            @app.task
+            async def shadow_judge() -> None:
+                await shadow.run()  # never raises: the live judge goes on without it
+
+    if "rejudge" in enabled:
+
+        @app.agent(topics.rejudge, name="rejudge", concurrency=max(2, settings.max_in_flight // 2))
+        async def rejudge(stream):
+            async for event in stream.events():
+                await pipeline.rejudge.handle(event)
+
     if "sink" in enabled:
         # not a Faust agent: the sink reads whole batches from aiokafka (see sink.py)
         sink_consumer = SinkConsumer(
@@ -190,5 +209,19 @@ def build_app(settings: Settings, broker_url: str, model_dir: str | None) -> tup
             for topic_ in (topics.scored, topics.dlq, topics.extracted, topics.generated):
                 await topic_.maybe_declare()
             await run_sink_until_cancelled(sink_consumer, app.crash)
+
+        if settings.judge_metrics_interval_s > 0:
+
+            @app.task
+            async def judge_metrics() -> None:
+                # the judges' agreement and cost against the primary, for the dashboard (sciqag_judge_* gauges)
+                while True:
+                    await asyncio.sleep(settings.judge_metrics_interval_s)
+                    try:
+                        await asyncio.get_running_loop().run_in_executor(
+                            None, judging.publish_metrics, pipeline.context.store(), settings
+                        )
+                    except Exception as exc:  # figures for a dashboard: never a reason to stop the worker
+                        log.warning("judge metrics not computed: %s", exc)
 
     return app, pipeline

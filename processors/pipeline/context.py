@@ -42,6 +42,7 @@ class Topics:
     generated: Any
     scored: Any
     dlq: Any
+    rejudge: Any = None  # sciqag.qa.rejudge: what `sciqag rejudge` puts back for the re-judging judge
 
 
 class EngineHolder:

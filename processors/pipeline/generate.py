@@ -144,6 +144,7 @@ class Generator:
                 break
             log.info("generator: the pre-filter dropped every pair of %s (%s); sampling again", pid, dict(dropped))
         else:
+            self._count_lost_paper()
             return await self.ctx.reject(
                 STAGE, last_error, paper_id=pid, event=event, source_uri=paper.paper.source_uri
             )
@@ -158,14 +159,18 @@ class Generator:
             for i in kept
         ]
         prompt_tokens, generated_tokens = result.prompt_tokens, result.generated_tokens
+        requested = {"open": s.pairs_per_paper}
+        usable = {"open": len(candidates)}
         if mcq_request is not None:
-            mcqs, usage = await self._mcq_pairs(mcq_request, event, paper, dropped)
+            mcqs, usage, usable["mcq"] = await self._mcq_pairs(mcq_request, event, paper, dropped)
+            requested["mcq"] = s.mcq_per_paper
             pairs += mcqs
             prompt_tokens += usage[0]
             generated_tokens += usage[1]
         for reason, count in dropped.items():
             metrics.PREFILTER_DROPPED.labels(reason).inc(count)
         if not pairs:
+            self._count_lost_paper()
             return await self.ctx.dead_letter(
                 stage=STAGE,
                 kind="all_pairs_filtered",
@@ -190,9 +195,27 @@ class Generator:
             generated_tokens=generated_tokens,
             prefilter_dropped=dict(dropped),
             extraction=ExtractionSummary.of(paper),
+            pairs_requested=requested,
+            pairs_parsed=usable,
         )
         await self.ctx.send(self.ctx.topics.generated, pid, record)
         metrics.PAPERS.labels(STAGE, "ok").inc()
+        for kind, n in requested.items():
+            funnel = metrics.QA_FUNNEL
+            funnel.labels(kind, "requested").inc(n)
+            funnel.labels(kind, "generated").inc(usable[kind])
+            funnel.labels(kind, "unparseable").inc(n - usable[kind])
+            funnel.labels(kind, "prefiltered").inc(
+                sum(c for r, c in dropped.items() if r.startswith("mcq_") == (kind == "mcq"))
+            )
+
+    def _count_lost_paper(self) -> None:
+        """The pairs asked of a paper the generator fails: requested, and lost with the paper."""
+        s = self.settings
+        for kind, n in (("open", s.pairs_per_paper), ("mcq", s.mcq_per_paper)):
+            if n > 0:
+                metrics.QA_FUNNEL.labels(kind, "requested").inc(n)
+                metrics.QA_FUNNEL.labels(kind, "failed_paper").inc(n)
 
     async def _request_mcq(self, engine, event, context: str, language: str):
         messages = mcq_messages(context, language=language, n_items=self.settings.mcq_per_paper)
@@ -206,7 +229,8 @@ class Generator:
         return result, parse_mcq(result.text)
 
     async def _mcq_pairs(self, mcq_request: asyncio.Future, event, paper: PaperExtracted, dropped):
-        """Four-option items for the paper; a failure here costs the items, not the paper's open pairs."""
+        """Four-option items for the paper, the request's token usage, and how many usable items it parsed (before
+        the pre-filter); a failure here costs the items (0 parsed), not the paper's open pairs."""
         pid = paper.paper.paper_id
         try:
             result, items = await mcq_request
@@ -222,7 +246,7 @@ class Generator:
                 paper_failed=False,
                 prefix="multiple-choice items: ",
             )
-            return [], (0, 0)
+            return [], (0, 0), 0
         seen: set[str] = set()
         pairs = []
         for i, item in enumerate(items):
@@ -242,4 +266,4 @@ class Generator:
                     evidence=[Evidence(quote=q) for q in item.evidence],
                 )
             )
-        return pairs, (result.prompt_tokens, result.generated_tokens)
+        return pairs, (result.prompt_tokens, result.generated_tokens), len(items)

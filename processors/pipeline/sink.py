@@ -32,6 +32,7 @@ from ..kafka import aiokafka_security, bootstrap_servers, group_timeouts
 from ..settings import Settings
 from ..store import (
     dlq_row,
+    judgment_row,
     now,
     paper_context_row,
     paper_row_failed,
@@ -61,6 +62,10 @@ class SinkBatch:
     """One sink batch, checked and sorted, ready to insert."""
 
     scored: list = field(default_factory=list)  # the records of scored pairs that passed the check
+    # which of them are the live judge's (they write qa_pairs too; every one writes a judgments row), and the
+    # judgments by role (live | rejudge | shadow)
+    live: list[bool] = field(default_factory=list)
+    judgments: dict[str, int] = field(default_factory=dict)
     views: list = field(default_factory=list)  # what the near-duplicate decision reads of each (PairView)
     paper_rows: list = field(default_factory=list)
     dlq_rows: list = field(default_factory=list)
@@ -101,6 +106,8 @@ class Sink:
                     await self.ctx.reject(STAGE, exc, paper_id=record_key(record), event=record)
                     continue
                 batch.scored.append(record)
+                batch.live.append(check.live)
+                batch.judgments[check.judge_role] = batch.judgments.get(check.judge_role, 0) + 1
                 batch.views.append(PairView.of(check))
                 if rec is not None:
                     batch.paper_rows.append(paper_row_scored(rec))
@@ -159,12 +166,19 @@ class Sink:
         """Insert a prepared batch, retrying until ClickHouse took it (its offsets are committed after this)."""
         started = time.perf_counter()
         store = self.ctx.store
-        decisions = await self._near_duplicate_decisions(batch.views)
-        stored = await self._store_scored(batch.scored, decisions)
+        # the live judge's records are the pairs (qa_pairs), decided near-duplicate or not before they are stored;
+        # every scored record is also a judgment. A record that cannot be stored is dead-lettered once, by the first
+        # insert that meets it
+        live_records = [r for r, is_live in zip(batch.scored, batch.live, strict=True) if is_live]
+        live_views = [v for v, is_live in zip(batch.views, batch.live, strict=True) if is_live]
+        decisions = await self._near_duplicate_decisions(live_views)
+        live = await self._store_scored(live_records, decisions)
+        stored = len(live)
         if stored and self.ctx.settings.near_duplicates:
             await self._insert_until_stored(
-                "qa_pairs", lambda: NearDuplicates(store(), self.ctx.settings).recheck(batch.views, decisions), True
+                "qa_pairs", lambda: NearDuplicates(store(), self.ctx.settings).recheck(live_views, decisions), True
             )
+        await self._store_judgments([r for r, is_live in zip(batch.scored, batch.live) if not is_live or id(r) in live])
         await self._insert_until_stored(
             "paper_texts", lambda: store().insert_paper_texts(batch.text_rows), bool(batch.text_rows)
         )
@@ -182,6 +196,8 @@ class Sink:
             "qa_pairs", lambda: self._prune_stale_pairs(batch.keep_pairs), bool(batch.keep_pairs)
         )
         metrics.QA_STORED.inc(stored)
+        for role, count in batch.judgments.items():
+            metrics.JUDGMENTS_STORED.labels(role).inc(count)
         metrics.PAPERS.labels(STAGE, "scored").inc(len(batch.completed))
         metrics.PAPERS.labels(STAGE, "failed").inc(batch.failed)
         for rec in batch.completed:
@@ -195,6 +211,28 @@ class Sink:
                 self._batches,
             )
             os.kill(os.getpid(), signal.SIGKILL)
+
+    async def _store_judgments(self, records: list) -> None:
+        """Insert a judgments row of each scored record (the ones ClickHouse cannot read are dead-lettered)."""
+        if not records:
+            return
+        payloads = [r.value for r in records]
+        started = time.perf_counter()
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: self.ctx.store().insert_judgments_json(payloads)
+            )
+            metrics.SINK_INSERT_SECONDS.labels("judgments").observe(time.perf_counter() - started)
+            return
+        except StoreError as exc:
+            log.warning("sink: %d judgments not stored as JSON (%s); storing the valid ones as rows", len(records), exc)
+        rows = []
+        for record in records:
+            try:
+                rows.append(judgment_row(decode(record.value, QAScored)))
+            except RecordError as exc:
+                await self.ctx.reject(STAGE, exc, paper_id=record_key(record), event=record)
+        await self._insert_until_stored("judgments", lambda: self.ctx.store().insert_judgments(rows), bool(rows))
 
     async def _near_duplicate_decisions(self, views: list[PairView]) -> list:
         """Each pair's near-duplicate decision (processors/dedup.py), made before the pairs are stored; retried
@@ -217,17 +255,17 @@ class Sink:
                     self._dedup_warned = True
                 return [UNCHECKED] * len(views)
 
-    async def _store_scored(self, records: list, decisions: list) -> int:
-        """Insert the scored pairs with their near-duplicate decisions; returns how many were stored (the rest
-        were dead-lettered)."""
+    async def _store_scored(self, records: list, decisions: list) -> set[int]:
+        """Insert the scored pairs with their near-duplicate decisions; returns the records stored, by id() (the
+        rest were dead-lettered)."""
         if not records:
-            return 0
+            return set()
         payloads = [with_decision(r.value, d) for r, d in zip(records, decisions, strict=True)]
         started = time.perf_counter()
         try:
             await asyncio.get_running_loop().run_in_executor(None, lambda: self.ctx.store().insert_qa_json(payloads))
             metrics.SINK_INSERT_SECONDS.labels("qa_pairs").observe(time.perf_counter() - started)
-            return len(records)
+            return {id(r) for r in records}
         except StoreError as exc:
             # not "refused": an unreachable ClickHouse ends here too, and the row path below retries until it is back
             log.warning(
@@ -237,14 +275,15 @@ class Sink:
             )
         # ClickHouse away, or a record it cannot read: find the records that are not valid QAScored, store the rest
         # as rows (retrying until stored); any error from here on is ClickHouse's
-        rows = []
+        rows, stored = [], set()
         for record, decision in zip(records, decisions, strict=True):
             try:
                 rows.append(qa_row(decode(record.value, QAScored), decision))
+                stored.add(id(record))
             except RecordError as exc:
                 await self.ctx.reject(STAGE, exc, paper_id=record_key(record), event=record)
         await self._insert_until_stored("qa_pairs", lambda: self.ctx.store().insert_qa(rows), bool(rows))
-        return len(rows)
+        return stored
 
     def _prune_stale_pairs(self, keep_pairs: dict[str, list[str]]) -> None:
         deleted = self.ctx.store().prune_pairs(keep_pairs)

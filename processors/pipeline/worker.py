@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sciqag")
 
-LLM_AGENTS = frozenset({"generator", "judge"})
+LLM_AGENTS = frozenset({"generator", "judge", "rejudge"})
 
 
 class Running:
@@ -56,6 +56,7 @@ class Running:
             T.GENERATED: topics.generated,
             T.SCORED: topics.scored,
             T.DLQ: topics.dlq,
+            T.REJUDGE: topics.rejudge,
         }
         await self._ctx.send(by_name[topic], key, record)
 

@@ -220,6 +220,7 @@ def _run(stored, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("review")  # one worker builds the module's data set once (make test runs --dist loadgroup)
 def test_review_in_a_browser_then_the_readers_follow_the_verdicts(stored, tmp_path, free_port):
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (make tools)")
@@ -346,6 +347,7 @@ def test_review_in_a_browser_then_the_readers_follow_the_verdicts(stored, tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("review")
 def test_review_refuses_what_it_must(stored, free_port):
     from processors.settings import Settings
     from processors.store import Store

@@ -544,6 +544,19 @@ class Store:
             QA_EMBEDDINGS_TABLE, [{**r, "embedding": [float(x) for x in r["embedding"]]} for r in rows]
         )
 
+    def server_now(self) -> datetime:
+        """The ClickHouse server's clock (the one `qa_embeddings.inserted_at` is written with)."""
+        return _utc(self.query("SELECT now64(6) AS t")[0]["t"])
+
+    def embeddings_inserted_since(self, since: datetime, kinds: Sequence[str]) -> list[dict]:
+        """The question embeddings inserted at or after `since` (server clock), of these kinds."""
+        return self.query(
+            "SELECT qa_id, paper_id, kind, question, embedding "
+            f"FROM `{self.database}`.{QA_EMBEDDINGS_TABLE} "
+            "WHERE inserted_at >= {since:DateTime64(6, 'UTC')} AND kind IN {kinds:Array(String)}",
+            {"since": since, "kinds": sorted(set(kinds))},
+        )
+
     def embeddings_of(self, keys: Sequence[tuple[str, str]]) -> dict[str, list[float]]:
         """qa_id -> stored question embedding, for these (paper_id, qa_id) keys."""
         if not keys:

@@ -47,6 +47,7 @@ def main() -> None:
         rows += dedup_step.run()
     if "sink" in chosen:
         rows += sink.run(args.sink_rows)
+        rows += sink.run_with_near_duplicates()
     if "llm" in chosen:
         rows += llm_stage.run(
             model=args.model,

@@ -37,6 +37,9 @@ from .store import Store, now
 log = logging.getLogger("sciqag.dedup")
 
 NEIGHBOURS = 10  # nearest stored questions looked at per pair
+# the recheck reads what was inserted from this long before the decision's lookups on: an insert's rows get their
+# time when it starts and are seen when it ends
+RECHECK_MARGIN = timedelta(seconds=30)
 
 
 class PairView(msgspec.Struct, gc=False, kw_only=True):
@@ -74,6 +77,7 @@ class Decision:
     first_stored_at: datetime | None = None
     reused: bool = False  # the pair was stored before with this question: its earlier decision stands
     vector: np.ndarray | None = None  # the question's embedding, when computed for this batch
+    looked_since: datetime | None = None  # the recheck reads what was inserted from then on (server clock)
 
     def json_fields(self) -> bytes:
         """The decision as the first fields of a JSON object (the sink puts them in front of the record's own)."""
@@ -116,6 +120,7 @@ class NearDuplicates:
         if not pairs:
             return []
         started = time.perf_counter()
+        looked_since = self.store.server_now() - RECHECK_MARGIN
         stored = self.store.pair_decisions([(p.paper_id, p.qa_id) for p in pairs])
         decisions: list[Decision | None] = [None] * len(pairs)
         new: list[int] = []
@@ -138,7 +143,7 @@ class NearDuplicates:
             vectors = self._embed([pairs[i].embedded_text for i in new])
             self._decide_new(pairs, new, vectors, decisions)
             for j, i in enumerate(new):
-                decisions[i].vector = vectors[j]
+                decisions[i].vector, decisions[i].looked_since = vectors[j], looked_since
             self.store.replace_embeddings(
                 [
                     {
@@ -178,11 +183,11 @@ class NearDuplicates:
         candidates = {(n["paper_id"], n["qa_id"]) for ns in neighbours.values() for n in ns}
         states = self.store.pair_decisions(sorted(candidates))
         start = now()
+        specifics = [question_specifics(pairs[i].question) for i in new]
         batch_canonical: list[int] = []  # positions in `new` of the batch's pairs decided canonical so far
         for j, i in enumerate(new):
             p = pairs[i]
             stamp = start + timedelta(microseconds=j)  # the batch's order, strictly increasing
-            specifics = question_specifics(p.question)
             best: tuple[float, str] | None = None  # the most similar earlier canonical question of another paper
             for n in neighbours[i]:
                 state = states.get(n["qa_id"])
@@ -190,17 +195,20 @@ class NearDuplicates:
                 # the same numbers and formulas (an embedding blurs CdSe and CdS)
                 if state is None or state["duplicate_of"] or state["first_stored_at"] >= stamp:
                     continue
-                if question_specifics(n["question"]) != specifics:
+                if best is not None and n["similarity"] <= best[0]:
                     continue
-                if best is None or n["similarity"] > best[0]:
+                if question_specifics(n["question"]) == specifics[j]:
                     best = (float(n["similarity"]), n["qa_id"])
-            for jj in batch_canonical:
-                q = pairs[new[jj]]
-                if q.kind != p.kind or q.paper_id == p.paper_id or question_specifics(q.question) != specifics:
-                    continue
-                sim = float(vectors[j] @ vectors[jj])
-                if best is None or sim > best[0]:
-                    best = (sim, q.qa_id)
+            if batch_canonical:  # the batch's earlier canonical pairs, most similar first
+                sims = vectors[batch_canonical] @ vectors[j]
+                for at in np.argsort(-sims):
+                    sim, jj = float(sims[at]), batch_canonical[at]
+                    if best is not None and sim <= best[0]:
+                        break
+                    q = pairs[new[jj]]
+                    if q.kind == p.kind and q.paper_id != p.paper_id and specifics[jj] == specifics[j]:
+                        best = (sim, q.qa_id)
+                        break
             if best is not None and best[0] >= threshold_for(p.language, self.threshold):
                 decisions[i] = Decision(best[1], round(best[0], 4), stamp)
             else:
@@ -208,21 +216,34 @@ class NearDuplicates:
                 batch_canonical.append(j)
 
     def recheck(self, pairs: list[PairView], decisions: list[Decision]) -> int:
-        """After the batch is stored: the canonical pairs it stored, looked at again (another sink member may have
-        stored a similar pair meanwhile). Returns how many pairs were marked as duplicates."""
+        """After the batch is stored: its canonical pairs against the embeddings other sink members inserted since
+        this batch's lookups (one query, compared here), under the same rule. Returns how many pairs were marked as
+        duplicates (this batch's or another member's)."""
         fresh = [(p, d) for p, d in zip(pairs, decisions, strict=True) if d.vector is not None and not d.duplicate_of]
         if not fresh:
             return 0
-        mine = {p.qa_id for p, _ in fresh}
+        mine = {p.qa_id for p, _ in fresh} | {p.qa_id for p in pairs}
+        others = [
+            r
+            for r in self.store.embeddings_inserted_since(
+                min(d.looked_since for _, d in fresh), [p.kind for p, _ in fresh]
+            )
+            if r["qa_id"] not in mine
+        ]
+        if not others:  # the common case: nobody else stored anything meanwhile
+            return 0
+        other_vectors = np.asarray([r["embedding"] for r in others], dtype=np.float32)
         marks: dict[tuple[str, str], tuple[str, float]] = {}  # (paper_id, qa_id) -> (canonical qa_id, similarity)
         for p, d in fresh:
             limit, specifics = threshold_for(p.language, self.threshold), question_specifics(p.question)
+            sims = other_vectors @ d.vector
             similar = [
-                n
-                for n in self.store.nearest_questions(d.vector, p.kind, p.paper_id, NEIGHBOURS)
-                if n["similarity"] >= limit
-                and n["qa_id"] not in mine
-                and question_specifics(n["question"]) == specifics
+                {**r, "similarity": float(sim)}
+                for r, sim in zip(others, sims, strict=True)
+                if sim >= limit
+                and r["kind"] == p.kind
+                and r["paper_id"] != p.paper_id
+                and question_specifics(r["question"]) == specifics
             ]
             if not similar:
                 continue
@@ -232,10 +253,10 @@ class NearDuplicates:
             earlier = [n for n in canonical if (states[n["qa_id"]]["first_stored_at"], n["qa_id"]) < order]
             if earlier:
                 best = max(earlier, key=lambda n: n["similarity"])
-                marks[(p.paper_id, p.qa_id)] = (best["qa_id"], float(best["similarity"]))
+                marks[(p.paper_id, p.qa_id)] = (best["qa_id"], best["similarity"])
                 continue
             for n in canonical:  # stored after this one, by another member: they repeat this one
-                marks[(n["paper_id"], n["qa_id"])] = (p.qa_id, float(n["similarity"]))
+                marks[(n["paper_id"], n["qa_id"])] = (p.qa_id, n["similarity"])
         if marks:
             log.info("near-duplicates: %d pairs stored beside a similar pair marked as duplicates", len(marks))
             self.store.mark_duplicates({k: (dup, round(sim, 4)) for k, (dup, sim) in marks.items()})

@@ -64,7 +64,8 @@ def qa_row(r: QAScored, decision: Any = None) -> dict[str, Any]:
     """The qa_pairs row of a scored pair (the sink's fallback path; ClickHouse builds the same from the JSON record,
     schemas/ddl.py _QA_FROM_JSON), with its near-duplicate decision (processors/dedup.py) when it has one."""
     p = r.paper
-    dedup = {"first_stored_at": now()}  # unchecked, as the JSON path stores a record without a decision
+    # unchecked, as the JSON path stores a record without a decision
+    dedup = {"duplicate_of": "", "duplicate_similarity": None, "first_stored_at": now()}
     if decision is not None and decision.first_stored_at is not None:
         dedup = {
             "duplicate_of": decision.duplicate_of,
@@ -235,7 +236,9 @@ NEAREST_QUESTIONS_SQL = (
     "FROM `{database}`.{table} WHERE kind = {{kind:String}} AND paper_id != {{paper_id:String}} "
     "ORDER BY cosineDistance(embedding, {{vector:Array(Float32)}}) LIMIT {{k:UInt32}}"
 )
-NEAREST_SETTINGS = {"vector_search_index_fetch_multiplier": 4}
+# hnsw_candidate_list_size_for_search 64 (default 256): half the lookup's CPU at 1M stored vectors, recall@10 still
+# 0.99 (benchmarks/vector_index.py, BENCHMARKS.md)
+NEAREST_SETTINGS = {"vector_search_index_fetch_multiplier": 4, "hnsw_candidate_list_size_for_search": 64}
 
 
 # what a row leaves out gets the column's ClickHouse default; Python needs it spelled out for the list inserts
@@ -542,6 +545,19 @@ class Store:
             self.command(f"DELETE FROM {table} {where}", params)
         self._insert_rows_json(
             QA_EMBEDDINGS_TABLE, [{**r, "embedding": [float(x) for x in r["embedding"]]} for r in rows]
+        )
+
+    def server_now(self) -> datetime:
+        """The ClickHouse server's clock (the one `qa_embeddings.inserted_at` is written with)."""
+        return _utc(self.query("SELECT now64(6) AS t")[0]["t"])
+
+    def embeddings_inserted_since(self, since: datetime, kinds: Sequence[str]) -> list[dict]:
+        """The question embeddings inserted at or after `since` (server clock), of these kinds."""
+        return self.query(
+            "SELECT qa_id, paper_id, kind, question, embedding "
+            f"FROM `{self.database}`.{QA_EMBEDDINGS_TABLE} "
+            "WHERE inserted_at >= {since:DateTime64(6, 'UTC')} AND kind IN {kinds:Array(String)}",
+            {"since": since, "kinds": sorted(set(kinds))},
         )
 
     def embeddings_of(self, keys: Sequence[tuple[str, str]]) -> dict[str, list[float]]:

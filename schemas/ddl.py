@@ -327,6 +327,9 @@ EMBEDDING_COLUMNS: list[tuple[str, str]] = [
     ("model", "LowCardinality(String)"),
     ("embedding", "Array(Float32)"),
     ("first_stored_at", "DateTime64(6, 'UTC')"),
+    # when the row was inserted, by the server's clock: a sink member's recheck reads the rows other members inserted
+    # since its own lookups (processors/dedup.py)
+    ("inserted_at", "DateTime64(6, 'UTC') DEFAULT now64(6)"),
 ]
 
 
@@ -339,9 +342,19 @@ def embeddings_table_ddl(database: str, dims: int = EMBEDDING_DIMS, table: str =
     cols = ",\n    ".join(f"{name} {type_}" for name, type_ in EMBEDDING_COLUMNS)
     return (
         f"CREATE TABLE IF NOT EXISTS `{database}`.{table} (\n    {cols},\n"
-        f"    INDEX question_hnsw embedding TYPE vector_similarity('hnsw', 'cosineDistance', {int(dims)})\n"
+        f"    INDEX question_hnsw embedding TYPE vector_similarity('hnsw', 'cosineDistance', {int(dims)}),\n"
+        "    INDEX inserted_minmax inserted_at TYPE minmax GRANULARITY 1\n"
         ") ENGINE = MergeTree PARTITION BY kind ORDER BY (kind, paper_id, qa_id)"
     )
+
+
+def embeddings_table_updates(database: str, table: str = QA_EMBEDDINGS_TABLE) -> list[str]:
+    """What a table created by an earlier version lacks."""
+    return [
+        f"ALTER TABLE `{database}`.{table} ADD COLUMN IF NOT EXISTS inserted_at DateTime64(6, 'UTC') DEFAULT now64(6)",
+        f"ALTER TABLE `{database}`.{table} ADD INDEX IF NOT EXISTS inserted_minmax inserted_at TYPE minmax "
+        "GRANULARITY 1",
+    ]
 
 
 def column_names(table: str) -> list[str]:
@@ -358,6 +371,7 @@ def ddl(database: str, embedding_dims: int = EMBEDDING_DIMS) -> list[str]:
         statements.append(f"CREATE TABLE IF NOT EXISTS {db}.{table} (\n    {cols}\n) ENGINE = {engine}")
         statements += [f"ALTER TABLE {db}.{table} ADD COLUMN IF NOT EXISTS {name} {type_}" for name, type_ in columns]
     statements.append(embeddings_table_ddl(database, embedding_dims))
+    statements += embeddings_table_updates(database)
     json_cols = ",\n    ".join(f"{name} {type_}" for name, type_ in QA_JSON_COLUMNS)
     statements.append(f"CREATE TABLE IF NOT EXISTS {db}.{QA_JSON_TABLE} (\n    {json_cols}\n) ENGINE = Null")
     select = ",\n    ".join(f"{_QA_FROM_JSON[name]} AS {name}" for name, _ in QA_COLUMNS)

@@ -397,8 +397,14 @@ CREATE TABLE IF NOT EXISTS `sciqag`.qa_embeddings (
     model LowCardinality(String),
     embedding Array(Float32),
     first_stored_at DateTime64(6, 'UTC'),
-    INDEX question_hnsw embedding TYPE vector_similarity('hnsw', 'cosineDistance', 384)
+    inserted_at DateTime64(6, 'UTC') DEFAULT now64(6),
+    INDEX question_hnsw embedding TYPE vector_similarity('hnsw', 'cosineDistance', 384),
+    INDEX inserted_minmax inserted_at TYPE minmax GRANULARITY 1
 ) ENGINE = MergeTree PARTITION BY kind ORDER BY (kind, paper_id, qa_id);
+
+ALTER TABLE `sciqag`.qa_embeddings ADD COLUMN IF NOT EXISTS inserted_at DateTime64(6, 'UTC') DEFAULT now64(6);
+
+ALTER TABLE `sciqag`.qa_embeddings ADD INDEX IF NOT EXISTS inserted_minmax inserted_at TYPE minmax GRANULARITY 1;
 
 CREATE TABLE IF NOT EXISTS `sciqag`.qa_scored_json_v4 (
     paper Tuple(paper_id String, doi String, title String, journal String, categories Array(String), source_uri String, source_feed String),

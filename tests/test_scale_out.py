@@ -150,6 +150,13 @@ def test_two_workers_of_each_role_one_of_each_killed_lose_nothing_and_prometheus
                 SCIQAG_TOPIC_PARTITIONS=str(PARTITIONS),
                 SCIQAG_MAX_IN_FLIGHT="8",
                 SCIQAG_SINK_BATCH_ROWS="200",
+                # a shadow judge on a third of the live pairs (the same stand-in at another temperature: another
+                # judge id), and the judges' figures published often, so the dashboard's judge panels have data
+                SCIQAG_SHADOW_SHARE="0.3",
+                SCIQAG_SHADOW_LLM_URL=f"http://127.0.0.1:{llm_port}/v1",
+                SCIQAG_SHADOW_MODEL=MODEL,
+                SCIQAG_SHADOW_TEMPERATURE="0.5",
+                SCIQAG_JUDGE_METRICS_INTERVAL_S="5",
             )
             dep = Deployment(tmp_path, broker, env)
             import asyncio

@@ -137,3 +137,31 @@ def open_store(data_dir: Path) -> Store:
     store = Store(Settings(data_dir=data_dir))
     store.ensure_schema()
     return store
+
+
+def run_under_a_terminal(argv: list[str], env: dict, timeout_s: float) -> tuple[int, str]:
+    """Run a command with a pseudo-terminal as its stdin, stdout and stderr (a progress bar draws only on a TTY):
+    (exit code, everything it wrote with colours removed and cursor control kept)."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child
+        os.execve(argv[0], argv, env)
+    chunks, deadline = [], time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode(errors="replace"))

@@ -1,6 +1,5 @@
 """The whole pipeline on real parts: a Tansu broker, the vLLM engine with the bundled model, chDB."""
 
-import re
 import subprocess
 
 import pytest
@@ -13,7 +12,7 @@ from sciqag.near_duplicates import DEFAULT_THRESHOLD
 from sciqag.quality import numbers_in
 
 from .conftest import PDFS, SCAN, sciqag_exe, shared_pdfs
-from .e2e import FAST, FAST_ENV, metric, open_store, run_sciqag, third_party_noise
+from .e2e import FAST, FAST_ENV, metric, open_store, run_sciqag, run_under_a_terminal, third_party_noise
 
 pytestmark = pytest.mark.slow
 # dead-letter kinds that mean the model's output was unusable (not a pipeline fault)
@@ -336,9 +335,6 @@ def test_on_a_terminal_the_progress_bar_is_redrawn_in_place(tmp_path, free_port,
     returns and erase-line escapes, no new line per update), the summary follows it, and nothing of the libraries'
     shows. (Logs printed while the bar is up land above it: tests/test_progress.py.)"""
     import os
-    import pty
-    import select
-    import time
 
     from processors.local.samples import write_sample_pdfs
 
@@ -363,25 +359,8 @@ def test_on_a_terminal_the_progress_bar_is_redrawn_in_place(tmp_path, free_port,
     ]
     env = {**os.environ, **FAST_ENV, "TERM": "xterm", "COLUMNS": "120"}
     env.pop("NO_COLOR", None)
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the command, with the pseudo-terminal as its stdin, stdout and stderr
-        os.execve(cmd[0], cmd, env)
-    chunks, deadline = [], time.monotonic() + 900
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 5)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    out = re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode(errors="replace"))  # colours off, cursor control kept
-    assert os.waitstatus_to_exitcode(status) == 0, out[-4000:]
+    code, out = run_under_a_terminal(cmd, env, timeout_s=900)
+    assert code == 0, out[-4000:]
     before_summary, _, summary = out.partition("sciqag run summary")
     assert summary and "where the pairs went" in summary
     # redrawn in place: the bar's frames are separated by a carriage return and rich's erase-line, not new lines

@@ -3,13 +3,12 @@ elsewhere."""
 
 import io
 import os
-import pty
-import re
-import select
 import sys
 import textwrap
 
 from processors.progress import Progress
+
+from .e2e import run_under_a_terminal
 
 SCRIPT = textwrap.dedent(
     """
@@ -30,27 +29,10 @@ SCRIPT = textwrap.dedent(
 
 
 def _under_a_terminal(code: str) -> str:
-    pid, fd = pty.fork()
-    if pid == 0:
-        env = {**os.environ, "TERM": "xterm", "COLUMNS": "100", "PYTHONPATH": os.getcwd()}
-        os.execve(sys.executable, [sys.executable, "-c", code], env)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([fd], [], [], 30)
-        if not ready:
-            break
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0
-    # colours off, so that the text of a frame reads as one string; cursor control stays
-    return re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode(errors="replace"))
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100", "PYTHONPATH": os.getcwd()}
+    exit_code, out = run_under_a_terminal([sys.executable, "-c", code], env, timeout_s=60)
+    assert exit_code == 0, out
+    return out
 
 
 def test_on_a_terminal_the_bar_is_redrawn_in_place_and_logs_land_above_it_whole():

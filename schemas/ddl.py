@@ -372,21 +372,23 @@ def ddl(database: str, embedding_dims: int = EMBEDDING_DIMS) -> list[str]:
         statements += [f"ALTER TABLE {db}.{table} ADD COLUMN IF NOT EXISTS {name} {type_}" for name, type_ in columns]
     statements.append(embeddings_table_ddl(database, embedding_dims))
     statements += embeddings_table_updates(database)
-    json_cols = ",\n    ".join(f"{name} {type_}" for name, type_ in QA_JSON_COLUMNS)
-    statements.append(f"CREATE TABLE IF NOT EXISTS {db}.{QA_JSON_TABLE} (\n    {json_cols}\n) ENGINE = Null")
-    select = ",\n    ".join(f"{_QA_FROM_JSON[name]} AS {name}" for name, _ in QA_COLUMNS)
-    statements.append(
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{QA_JSON_VIEW} TO {db}.{QA_TABLE} AS SELECT\n    "
-        f"{select}\nFROM {db}.{QA_JSON_TABLE}"
-    )
-    json_cols = ",\n    ".join(f"{name} {type_}" for name, type_ in JUDGMENTS_JSON_COLUMNS)
-    statements.append(f"CREATE TABLE IF NOT EXISTS {db}.{JUDGMENTS_JSON_TABLE} (\n    {json_cols}\n) ENGINE = Null")
-    select = ",\n    ".join(f"{_JUDGMENT_FROM_JSON[name]} AS {name}" for name, _ in JUDGMENT_COLUMNS)
-    statements.append(
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{JUDGMENTS_JSON_VIEW} TO {db}.{JUDGMENTS_TABLE} AS SELECT\n    "
-        f"{select}\nFROM {db}.{JUDGMENTS_JSON_TABLE}"
-    )
+    statements += _json_intake(db, QA_JSON_TABLE, QA_JSON_COLUMNS, QA_JSON_VIEW, QA_TABLE, QA_COLUMNS, _QA_FROM_JSON)
+    statements += _json_intake(
+        db, JUDGMENTS_JSON_TABLE, JUDGMENTS_JSON_COLUMNS, JUDGMENTS_JSON_VIEW, JUDGMENTS_TABLE, JUDGMENT_COLUMNS,
+        _JUDGMENT_FROM_JSON,
+    )  # fmt: skip
     return statements
+
+
+def _json_intake(db, table, json_columns, view, target, target_columns, from_json) -> list[str]:
+    """A Null table shaped like a record's JSON, and the materialized view that turns its rows into `target`'s."""
+    cols = ",\n    ".join(f"{name} {type_}" for name, type_ in json_columns)
+    select = ",\n    ".join(f"{from_json[name]} AS {name}" for name, _ in target_columns)
+    return [
+        f"CREATE TABLE IF NOT EXISTS {db}.{table} (\n    {cols}\n) ENGINE = Null",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{view} TO {db}.{target} AS SELECT\n    {select}\n"
+        f"FROM {db}.{table}",
+    ]
 
 
 def ddl_script(database: str) -> str:

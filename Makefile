@@ -54,7 +54,7 @@ tools:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test: setup tools
-	$(BIN)/python -m pytest -ra --durations=20 -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -ra --durations=40 -n 2 --dist loadgroup
 
 # ruff: lint and format check (also run by the tests: tests/test_layout.py)
 lint: setup

@@ -10,13 +10,14 @@ a 500, never an invalid answer. One pair in three papers mentions a figure, so t
 
 It counts its requests and tokens on `/metrics`: `standin_requests_total{kind}`, `standin_tokens_total{kind}`.
 
-    python -m tests.llm_standin --port PORT [--delay-ms N]
+    python -m tests.llm_standin --port PORT [--delay-ms N] [--model NAME] [--max-answers N]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import re
 import subprocess
@@ -58,13 +59,15 @@ def generation_answer(paper: str, n_keywords: int, n_pairs: int) -> dict:
     return {"keywords": keywords, "qa_pairs": pairs}
 
 
-def judge_answer(prompt: str, dimensions: list[str]) -> dict:
+def judge_answer(prompt: str, dimensions: list[str], mcq: bool = False) -> dict:
     pair = _PAIR.search(prompt)
     seed = _digest(pair.group(1) if pair else prompt)
     answer = {}
     for n, dimension in enumerate(dimensions):
         score = 3 if (seed >> n) % 4 else 2  # mostly 3: about a third of the pairs pass the strict policy
         answer[dimension] = {"score": score, "reason": f"The answer is supported by the paper ({dimension})."}
+    if mcq:  # a multiple-choice item: the option numbers (1-4) the paper supports
+        answer["correct_options"] = [1 + (seed >> 8) % 4]
     return answer
 
 
@@ -74,26 +77,32 @@ def answer_for(schema: dict, prompt: str) -> dict:
     paper = paper_match.group(1) if paper_match else prompt
     if "qa_pairs" in props:
         return generation_answer(paper, props["keywords"]["minItems"], props["qa_pairs"]["minItems"])
-    if all(isinstance(p, dict) and "score" in p.get("properties", {}) for p in props.values()) and props:
-        return judge_answer(prompt, list(props))
+    dimensions = [name for name in props if name != "correct_options"]
+    if dimensions and all(isinstance(props[d], dict) and "score" in props[d].get("properties", {}) for d in dimensions):
+        return judge_answer(prompt, dimensions, mcq="correct_options" in props)
     raise ValueError(f"the stand-in does not know how to fill a schema with properties {sorted(props)}")
 
 
-def build_app(delay_s: float = 0.0):
+def build_app(delay_s: float = 0.0, model: str = MODEL, max_answers: int = 0):
+    """max_answers > 0: the process exits after that many answers, as a killed server would (later requests find
+    nobody listening)."""
     import asyncio
+    import os
 
     import jsonschema
     from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
     from starlette.applications import Starlette
+    from starlette.background import BackgroundTask
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
     requests = Counter("standin_requests", "Chat completions answered, by kind.", ["kind"])
+    answered = itertools.count(1)
     tokens = Counter("standin_tokens", "Tokens (4 characters each) by kind (prompt | generated).", ["kind"])
 
     async def models(_: Request) -> JSONResponse:
-        return JSONResponse({"object": "list", "data": [{"id": MODEL, "object": "model", "max_model_len": 8192}]})
+        return JSONResponse({"object": "list", "data": [{"id": model, "object": "model", "max_model_len": 8192}]})
 
     async def chat(request: Request) -> JSONResponse:
         body = await request.json()
@@ -119,14 +128,15 @@ def build_app(delay_s: float = 0.0):
                 "id": request.headers.get("x-request-id", "standin"),
                 "object": "chat.completion",
                 "created": int(time.time()),
-                "model": MODEL,
+                "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                 "usage": {
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": completion_tokens,
                     "total_tokens": prompt_tokens + completion_tokens,
                 },
-            }
+            },
+            background=BackgroundTask(os._exit, 0) if max_answers and next(answered) >= max_answers else None,
         )
 
     async def metrics(_: Request) -> Response:
@@ -145,11 +155,16 @@ def build_app(delay_s: float = 0.0):
     )
 
 
-def start_llm_standin(port: int, log_file: Path, delay_ms: int = 0) -> subprocess.Popen:
+def start_llm_standin(
+    port: int, log_file: Path, delay_ms: int = 0, model: str = MODEL, max_answers: int = 0
+) -> subprocess.Popen:
     """Start the stand-in as its own process and wait until it answers; the caller stops it."""
     log = open(log_file, "a")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.llm_standin", "--port", str(port), "--delay-ms", str(delay_ms)],
+        [
+            *(sys.executable, "-m", "tests.llm_standin", "--port", str(port), "--delay-ms", str(delay_ms)),
+            *("--model", model, "--max-answers", str(max_answers)),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=Path(__file__).resolve().parent.parent,
@@ -173,8 +188,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--delay-ms", type=int, default=0, help="answer after this long (default: at once)")
+    parser.add_argument("--model", default=MODEL, help=f"the model name it reports (default: {MODEL})")
+    parser.add_argument("--max-answers", type=int, default=0, help="exit after this many answers (default: never)")
     args = parser.parse_args()
-    uvicorn.run(build_app(args.delay_ms / 1000), host="127.0.0.1", port=args.port, log_level="warning")
+    app = build_app(args.delay_ms / 1000, args.model, args.max_answers)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

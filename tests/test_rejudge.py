@@ -12,7 +12,6 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,31 +26,13 @@ from sciqag.judges import in_share
 
 from .conftest import PDFS, ROOT, sciqag_exe, shared_pdfs
 from .e2e import FAST, FAST_ENV, metric, open_store, scrape_metrics
+from .llm_standin import start_llm_standin
 
 pytestmark = pytest.mark.slow
 PAPERS = ["grobid__1001._0908.0054.pdf", "pymupdf__test_3780.pdf"]
 SHARE = 0.5
 SECOND_TEMPERATURE = "0.9"
-
-
-def _standin(port: int, max_answers: int = 0) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.judge_standin", str(port), str(max_answers)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
-    )
-    deadline = time.monotonic() + 20
-    import urllib.request
-
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
-            return proc
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise AssertionError("the stand-in judge did not come up") from None
-            time.sleep(0.2)
+STANDIN_MODEL = "standin-judge"  # the shadow judge: tests/llm_standin.py under this name
 
 
 def _sciqag(args: list[str], data_dir: Path, *, env: dict | None = None, timeout: float = 900):
@@ -117,7 +98,7 @@ def judged(vllm_server, tmp_path_factory):
     data = tmp_path_factory.mktemp("rejudge") / "data"
     llm = f"{vllm_server}/v1"
     shadow_port = free_port()
-    standin = _standin(shadow_port)
+    standin = start_llm_standin(shadow_port, data.parent / "standin.log", model=STANDIN_MODEL)
     try:
         started = time.monotonic()
         run_metrics = _run_with_shadow(
@@ -249,11 +230,17 @@ def test_the_shadow_judge_double_judges_its_share(judged):
         f"SELECT qa_id, judge_model FROM `{store.database}`.{JUDGMENTS_TABLE} FINAL WHERE judge_role = 'shadow'"
     )
     dead = store.query("SELECT stage FROM sciqag.dead_letters FINAL")
+    not_judged = sum(sum(p["pairs_not_judged"].values()) for p in store.papers())
     store.close()
     share = {q for q in pairs if in_share(q, SHARE)}
-    print(f"\nshadow: {len(share)} of {len(pairs)} pairs in the share {SHARE}; {len(shadow)} judged")
-    assert {r["qa_id"] for r in shadow} == share and all(r["judge_model"] == "standin-judge" for r in shadow)
-    assert metric(m, "sciqag_shadow_judge_pairs_total", outcome="judged") == len(share)
+    shadowed = {r["qa_id"] for r in shadow}
+    print(f"\nshadow: {len(share)} of {len(pairs)} stored pairs in the share {SHARE}; {len(shadow)} judged")
+    # the shadow is offered the share of the pairs the live judge is given: the stored ones, and any the live judge
+    # could not score (the bundled model sometimes fails one; the shadow still scored it)
+    assert share <= shadowed and all(in_share(q, SHARE) for q in shadowed), (share, shadowed)
+    assert len(shadowed - share) <= not_judged
+    assert all(r["judge_model"] == STANDIN_MODEL for r in shadow)
+    assert metric(m, "sciqag_shadow_judge_pairs_total", outcome="judged") == len(shadowed)
     assert metric(m, "sciqag_shadow_judge_pairs_total", outcome="failed") == 0
     assert not [d for d in dead if d["stage"] == "shadow"]
 
@@ -265,7 +252,7 @@ def test_a_dead_shadow_server_does_not_stop_the_live_judge(judged, vllm_server, 
     if not release.exists():
         pytest.skip(f"{release} is not here")
     port = free_port()
-    standin = _standin(port, max_answers=1)
+    standin = start_llm_standin(port, tmp_path / "standin.log", model=STANDIN_MODEL, max_answers=1)
     try:
         started = time.monotonic()
         result = _sciqag(

@@ -426,9 +426,12 @@ def test_two_llm_workers_share_one_vllm_serve_and_one_killed_loses_nothing(tmp_p
                     on_fail=lambda: victim.log.read_text()[-3000:],
                 )
                 dep.kill(victim)
+                # usually 10-40 s; minutes when the survivor is inside a model call longer than the session timeout
+                # as the rebalance starts: it misses the join, its commit fails and it rejoins (README, "What does
+                # not work yet"; seen in 1 of 5 runs here)
                 took = wait_until(
                     lambda: _covers_all(h := _holders(dep.workers, "generator,judge"), "generator,judge") and h,
-                    120,
+                    360,
                     "llm-2 taking over",
                 )
                 rebalance_s = time.monotonic() - victim.killed_at

@@ -165,3 +165,62 @@ def run_under_a_terminal(argv: list[str], env: dict, timeout_s: float) -> tuple[
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode(errors="replace"))
+
+
+@dataclass
+class StoredOutcome:
+    """What a guarantee test reads back after a run: the papers' final rows, raw and final counts, the pairs of each
+    paper, and the papers with a dead letter that failed them."""
+
+    papers: list[dict]  # papers FINAL: paper_id, status, qa_pairs, updated_at
+    papers_raw: int
+    pairs: int  # qa_pairs FINAL
+    pair_ids: int  # distinct qa_id
+    pairs_raw: int
+    pairs_per_paper: dict[str, int]
+    failed_dead_letters: set[str]
+
+    @property
+    def scored(self) -> dict[str, int]:
+        return {r["paper_id"]: r["qa_pairs"] for r in self.papers if r["status"] == "scored"}
+
+    @property
+    def failed(self) -> set[str]:
+        return {r["paper_id"] for r in self.papers if r["status"] == "failed"}
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.scored)} scored, {len(self.failed)} failed; papers rows {self.papers_raw} raw / "
+            f"{len(self.papers)} final; pairs {self.pairs_raw} raw / {self.pairs} final"
+        )
+
+    def assert_each_paper_once(self, expected: set[str]) -> None:
+        """Every expected paper stored once, every pair once, each scored paper with exactly the pairs its record
+        counted, no pairs for another paper, and a dead letter for each failed one."""
+        ids = [r["paper_id"] for r in self.papers]
+        assert sorted(ids) == sorted(expected), "a paper is missing or stored twice"
+        assert self.pairs == self.pair_ids, "a pair is stored twice"
+        assert self.failed <= self.failed_dead_letters, "a failed paper without its dead letter"
+        scored = self.scored
+        assert {pid: self.pairs_per_paper.get(pid, 0) for pid in scored} == scored, "a paper without its pairs"
+        assert not set(self.pairs_per_paper) - set(scored), "pairs stored for a paper that is not scored"
+
+
+def stored_outcome(store: Store) -> StoredOutcome:
+    db = f"`{store.database}`"
+    pairs = store.query(f"SELECT count() AS n, uniqExact(qa_id) AS ids FROM {db}.qa_pairs FINAL")[0]
+    return StoredOutcome(
+        papers=store.query(f"SELECT paper_id, status, qa_pairs, updated_at FROM {db}.papers FINAL"),
+        papers_raw=store.query(f"SELECT count() AS n FROM {db}.papers")[0]["n"],
+        pairs=pairs["n"],
+        pair_ids=pairs["ids"],
+        pairs_raw=store.query(f"SELECT count() AS n FROM {db}.qa_pairs")[0]["n"],
+        pairs_per_paper={
+            r["paper_id"]: r["n"]
+            for r in store.query(f"SELECT paper_id, count() AS n FROM {db}.qa_pairs FINAL GROUP BY paper_id")
+        },
+        failed_dead_letters={
+            r["paper_id"]
+            for r in store.query(f"SELECT DISTINCT paper_id FROM {db}.dead_letters FINAL WHERE paper_failed")
+        },
+    )

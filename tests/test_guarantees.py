@@ -36,7 +36,7 @@ from schemas import topics as T
 
 from .clickhouse_http import start_clickhouse_http
 from .conftest import sciqag_exe
-from .e2e import metric, open_store, scrape_metrics
+from .e2e import metric, open_store, scrape_metrics, stored_outcome
 from .stage_harness import scored_run
 from .synthetic import write_paper_copies, write_papers
 from .tcp_proxy import TcpProxy
@@ -289,39 +289,17 @@ def test_sigkilled_worker_loses_no_paper_and_duplicates_nothing(tmp_path, free_p
 
     store = open_store(data)
     try:
-        papers_raw = store.query("SELECT count() AS n FROM sciqag.papers")[0]["n"]
-        rows = store.query("SELECT paper_id, status, qa_pairs, updated_at FROM sciqag.papers FINAL")
-        qa = store.query("SELECT count() AS n, uniqExact(qa_id) AS ids FROM sciqag.qa_pairs FINAL")[0]
-        qa_raw = store.query("SELECT count() AS n FROM sciqag.qa_pairs")[0]["n"]
-        per_paper = {
-            r["paper_id"]: r["n"]
-            for r in store.query("SELECT paper_id, count() AS n FROM sciqag.qa_pairs FINAL GROUP BY paper_id")
-        }
-        failed_dlq = {
-            r["paper_id"]
-            for r in store.query("SELECT DISTINCT paper_id FROM sciqag.dead_letters FINAL WHERE paper_failed")
-        }
+        outcome = stored_outcome(store)
     finally:
         store.close()
 
-    ids = [r["paper_id"] for r in rows]
-    scored = {r["paper_id"]: r["qa_pairs"] for r in rows if r["status"] == "scored"}
-    failed = {r["paper_id"] for r in rows if r["status"] == "failed"}
-    print(
-        f"{PAPERS} papers, {len(performed)} kills ({', '.join(performed)}): {len(scored)} scored, "
-        f"{len(failed)} failed; papers rows {papers_raw} raw / {len(rows)} final; "
-        f"pairs {qa_raw} raw / {qa['n']} final"
-    )
+    scored = outcome.scored
+    print(f"{PAPERS} papers, {len(performed)} kills ({', '.join(performed)}): {outcome.summary()}")
     assert len(performed) == len(kills)
-    assert sorted(ids) == sorted(expected), "a paper is missing or stored twice"
-    assert qa["n"] == qa["ids"], "a pair is stored twice"
-    assert failed <= failed_dlq, "a failed paper without its dead letter"
-    # the pairs stored for a scored paper are exactly the ones its final record counted
-    assert {pid: per_paper.get(pid, 0) for pid in scored} == scored
-    assert not set(per_paper) - set(scored), "pairs stored for a paper that is not scored"
+    outcome.assert_each_paper_once(set(expected))
     assert len(scored) >= PAPERS // 2, "most papers should be scored, not failed"
     # ClickHouse hands DateTime64 columns back without a zone; the table stores UTC
-    stored_at = {r["paper_id"]: r["updated_at"].replace(tzinfo=r["updated_at"].tzinfo or UTC) for r in rows}
+    stored_at = {r["paper_id"]: r["updated_at"].replace(tzinfo=r["updated_at"].tzinfo or UTC) for r in outcome.papers}
     assert all(stored_at[pid] >= replay_started for pid in replayed), "a replayed paper was not stored again"
 
 

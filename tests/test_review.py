@@ -1,8 +1,12 @@
 """`sciqag review` (issue 23): the verdict rule and the highlighting as functions; then the app as a real uvicorn server
-(`sciqag review` in a subprocess) over pairs a real pipeline run stored (`dataset import-sciqag`: the broker, the
-sink, ClickHouse behind its HTTP interface), driven by a real headless Chromium (Debian's, through playwright): filter,
-open a pair, see the evidence highlighted, accept, reject and edit with the keyboard; the verdicts are in ClickHouse
-and `dataset build`, `export` and `stats` follow them. Then the security rules over HTTP."""
+(`sciqag review` in a subprocess) over what a real `sciqag run` of the pipeline stored: the bundled sample papers, a
+real PDF of ../shared/data and a hostile paper written here (all PDFs, through the extractor), the instant LLM
+stand-in (tests/llm_standin.py) as generator and judge behind the HTTP backend, the real grounding (the stand-in's
+answers quote sentences of the paper, located in the extractor's text), the sink's near-duplicate check, and
+ClickHouse behind its HTTP interface. Nothing is written into the store by the test. A real headless Chromium
+(Debian's, through playwright) filters the list, opens a pair, sees the evidence the pipeline located highlighted,
+rejects, accepts and edits with the keyboard; the verdicts are in ClickHouse and `dataset build`, `export` and
+`stats` follow them. Then the security rules over HTTP; the hostile paper's `<script>` and HTML answer render inert."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import re
 import shutil
 import subprocess
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -21,14 +25,39 @@ import pytest
 from processors.review.text import evidence_of, pieces
 from sciqag.verdicts import apply_verdicts, judge_agreement, rejected_by_reviewers
 
-from .conftest import SHARED, sciqag_exe
+from .conftest import PDFS, sciqag_exe
 
-RELEASE = SHARED / "sciqag" / "papers_dev.jsonl"
+REAL_PDF = PDFS / "grobid__1001._0908.0054.pdf"  # arXiv:0908.0054, 4 pages of text
 CHROMIUM = "/usr/bin/chromium"
 SCREENS = Path("/tmp/review-screens")
 SCRIPT = "<script>window.__pwned = 1</script>"
-HTML_ANSWER = 'It is <b>bold</b> and <img src="x" id="injected" onerror="window.__pwned = 2">.'
+HTML = '<b>bold</b> and <img src="x" id="injected" onerror="alert(2)">'  # no full stop: one sentence for the stand-in
 TOKEN = "s3cret-review-token-0123456789"
+# A paper as a hostile PDF could carry it, rendered to PDF like the bundled samples (the markup is drawn as text: the
+# extractor reads back the characters `<script>...`). The stand-in's generator answers pair i with the paper's i-th
+# sentence (its sentences run from one full stop to the next), so the first pair's answer (title, heading and first
+# sentence) carries the HTML; the script comes after the first PAIRS sentences, the only ones the stand-in quotes, so
+# no answer or evidence span cuts through it. The title's second long word is the perovskite sample's too
+# ("stability"): the stand-in asks its second question about it for both papers, and the sink's near-duplicate check
+# marks one of the two.
+HOSTILE_PAPER = f"""# Thermal stability of a layered oxide cathode studied by in situ diffraction
+
+## Abstract
+It is {HTML}. The layered oxide kept its structure up to 250 °C in air, and its capacity fell by 4% after 200 cycles
+at 1C.
+
+## Introduction
+Layered oxides are the most common cathodes of lithium-ion cells, and their thermal stability limits the safe
+operating range of the cell. Diffraction during heating shows when the layered structure turns into a spinel or a
+rock-salt phase, and at which temperature oxygen leaves the lattice.
+
+## Methods
+Powder diffraction patterns were recorded every 10 °C from 25 °C to 400 °C under flowing synthetic air.
+{SCRIPT}
+The phase fractions were refined by the Rietveld method.
+"""
+PAIRS = 4
+RUN_ARGS = ["--pairs", str(PAIRS), "--keywords", "5", "--mcq", "0", "--max-context-tokens", "1200"]
 
 
 # -- the rules, as functions -------------------------------------------------------------------------------------
@@ -101,89 +130,116 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def _in_one_titled_section(row: dict, sections: list[dict]) -> str:
+    """The title of the section that holds the pair's one located evidence span strictly inside it ('' if none)."""
+    if len(row["evidence"]) != 1 or not row["evidence"][0]["located"]:
+        return ""
+    e = row["evidence"][0]
+    for s in sections:
+        if s["title"] and s["start"] < e["start"] and e["end"] <= s["end"]:
+            return s["title"]
+    return ""
+
+
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory):
-    """Three release papers stored by `dataset import-sciqag` (real broker, sink, ClickHouse over HTTP), then, through
-    the Store: one paper's extracted text (with a `<script>` in it) and sections, evidence for one pair, an answer
-    with HTML in a pair the judge rejected, and a near-duplicate mark."""
-    if not RELEASE.exists():
-        pytest.skip(f"{RELEASE} is not here")
-    from processors.jobs.release_import import read_release
+    """`sciqag run` over the bundled sample papers, a real PDF and the hostile paper (module docstring), with the LLM
+    stand-in, the real broker, sink and ClickHouse over HTTP; then the pairs the tests review, chosen from what it
+    stored: `a` (judge-accepted, its evidence located inside one section), `b` (judge-rejected), `d` (to edit), `c`
+    (of the hostile paper, for the security test) and `h` (the one whose answer carries the HTML)."""
     from processors.local.broker import free_port, stop_process
+    from processors.local.samples import render_pdf, write_sample_pdfs
     from processors.settings import Settings
-    from processors.store import Store, now
+    from processors.store import PairFilter, Store
 
     from .clickhouse_http import start_clickhouse_http
+    from .e2e import FAST_ENV
+    from .llm_standin import MODEL, start_llm_standin
 
     base = tmp_path_factory.mktemp("review")
-    port = free_port()
-    clickhouse = start_clickhouse_http(base / "clickhouse", port, base / "clickhouse.log")
-    dsn = f"http://default@127.0.0.1:{port}/?compress=false"
+    inbox = base / "inbox"
+    pdfs = write_sample_pdfs(inbox)
+    render_pdf(HOSTILE_PAPER, inbox / "hostile.pdf")
+    pdfs.append(inbox / "hostile.pdf")
+    if REAL_PDF.exists():  # by reference: ../shared/data is beside the project in CI and developer checkouts
+        pdfs.append(REAL_PDF)
+    ch_port, llm_port = free_port(), free_port()
+    clickhouse = start_clickhouse_http(base / "clickhouse", ch_port, base / "clickhouse.log")
+    llm = None
+    dsn = f"http://default@127.0.0.1:{ch_port}/?compress=false"
     data = base / "data"
+    summary_file = base / "summary.json"
     try:
+        llm = start_llm_standin(llm_port, base / "llm.log")
         out = subprocess.run(
-            [sciqag_exe(), "dataset", "import-sciqag", str(RELEASE), "--assume-score", "3", "--limit", "3"]
-            + ["--data-dir", str(data)],
-            env=_env(SCIQAG_CLICKHOUSE_DSN=dsn),
+            [sciqag_exe(), "run", *map(str, pdfs), "--data-dir", str(data), "--metrics-port", str(free_port())]
+            + ["--summary-json", str(summary_file), "--timeout", "400", *RUN_ARGS]
+            + ["--llm-url", f"http://127.0.0.1:{llm_port}/v1", "--model", MODEL],
+            env=_env(**FAST_ENV, SCIQAG_CLICKHOUSE_DSN=dsn, PYTHONUNBUFFERED="1"),
             capture_output=True,
             text=True,
-            timeout=400,
+            timeout=500,
         )
-        assert out.returncode == 0, out.stdout + out.stderr
-        assert "imported 3 papers, 30 pairs" in out.stdout + out.stderr
+        assert out.returncode == 0, out.stdout + out.stderr[-4000:]
+        summary = json.loads(summary_file.read_text())
+        by_file = {Path(p["file"]).name: p for p in summary["papers"].values()}
+        assert {name: p["status"] for name, p in by_file.items()} == {p.name: "scored" for p in pdfs}, out.stdout
         store = Store(Settings(data_dir=data, clickhouse_dsn=dsn))
-        rows = store.qa_rows()
-        assert len(rows) == 30
-        papers = read_release(RELEASE, limit=3)
-        by_paper = {}
-        for r in rows:
-            by_paper.setdefault(r["paper_id"], []).append(r)
-        first = papers[0]
-        from sciqag.prefilter import drop_reason
+        try:
+            rows = store.qa_rows()
+            texts = store.paper_texts({r["paper_id"] for r in rows})
+            in_list = [r["qa_id"] for r in store.review_pairs(PairFilter(), sort="paper", limit=1000)]
+        finally:
+            store.close()
+        assert len(rows) == summary["qa_pairs"] and sorted(in_list) == sorted(r["qa_id"] for r in rows)
+        assert {r["paper_id"] for r in rows} == {p["paper_id"] for p in by_file.values()}  # every paper has pairs
+        hostile = by_file["hostile.pdf"]["paper_id"]
+        assert SCRIPT in texts[hostile]["text"] and HTML in texts[hostile]["text"]  # as the extractor read them
+        duplicates = [r for r in rows if r["duplicate_of"]]
+        assert duplicates, "the near-duplicate check marked none of the pairs: see HOSTILE_PAPER"
+        (h,) = [r for r in rows if HTML in r["answer"]]
 
-        # four pairs of the first paper the rule-based filter keeps (so `dataset build` offers them all)
-        kept = [r for r in by_paper[first.ref.paper_id] if drop_reason(r["question"], HTML_ANSWER, set()) is None]
-        a, b, c, d = sorted(kept, key=lambda r: r["pair_index"])[:4]
-        # the paper's text as the extractor would store it, with a script a hostile PDF could carry
-        head = f"Introduction\n{SCRIPT}\n"
-        text = head + first.text
-        sentence = re.search(r"[A-Z][^.]{40,160}\.", first.text)
-        quote, start = sentence.group(0), len(head) + sentence.start()
-        cut = len(head) + len(first.text) // 2
-        store.insert_paper_texts(
-            [
-                {
-                    "paper_id": first.ref.paper_id,
-                    "text": text,
-                    "sections": [
-                        {"title": "Introduction", "start": 0, "end": len(head)},
-                        {"title": "Body of the paper", "start": len(head), "end": cut},
-                        {"title": "Second half", "start": cut, "end": len(text)},
-                    ],
-                    "language": "en",
-                    "extracted_at": now(),
-                    "updated_at": now(),
-                }
-            ]
+        # the pairs a test looks up by their question (the list's text filter): a question no other pair has in its
+        # question or answer, and not a near-duplicate (those are left out of `dataset build`)
+        def findable(r: dict) -> bool:
+            q = r["question"].lower()
+            others = [o for o in rows if o["qa_id"] != r["qa_id"]]
+            return not r["duplicate_of"] and not any(
+                q in o["question"].lower() or q in o["answer"].lower() for o in others
+            )
+
+        candidates = [r for r in rows if findable(r)]
+        # a: opened from the list in paper order, then the keyboard goes on to the next two pairs of the list
+        last_two = set(in_list[-2:])
+        a = next(
+            r
+            for r in candidates
+            if r["accepted"]
+            and r["paper_id"] != hostile
+            and r["qa_id"] not in last_two
+            and _in_one_titled_section(r, texts[r["paper_id"]]["sections"])
         )
-        later = now() + timedelta(seconds=1)
-        a_row = {**a, "evidence": [(quote, start, start + len(quote), 1.0, True)], "grounding": 0.5}
-        b_row = {**b, "answer": HTML_ANSWER, "accepted": False, "accuracy": 1}
-        store.insert_qa([{**r, "inserted_at": later} for r in (a_row, b_row)])
-        store.mark_duplicates({(c["paper_id"], c["qa_id"]): (d["qa_id"], 0.97)})
-        store.close()
+        b = next(r for r in candidates if not r["accepted"] and r["qa_id"] != a["qa_id"])
+        d = next(r for r in candidates if r["qa_id"] not in {a["qa_id"], b["qa_id"]})
+        c = next(r for r in rows if r["paper_id"] == hostile and r["qa_id"] not in {a["qa_id"], b["qa_id"], d["qa_id"]})
+        evidence = a["evidence"][0]
+        a_text = texts[a["paper_id"]]
         yield {
             "dsn": dsn,
             "data": data,
             "base": base,
-            "a": a_row,
-            "b": b_row,
+            "rows": rows,
+            "a": a,
+            "b": b,
             "c": c,
             "d": d,
-            "quote": quote,
-            "papers": [p.ref.paper_id for p in papers],
+            "h": h,
+            "span": a_text["text"][evidence["start"] : evidence["end"]],
+            "section": _in_one_titled_section(a, a_text["sections"]),
         }
     finally:
+        if llm is not None:
+            stop_process(llm, 10)
         stop_process(clickhouse, 10)
 
 
@@ -229,7 +285,7 @@ def test_review_in_a_browser_then_the_readers_follow_the_verdicts(stored, tmp_pa
     from processors.settings import Settings
     from processors.store import Store
 
-    a, b, d = stored["a"], stored["b"], stored["d"]
+    rows, a, b, d, h = stored["rows"], stored["a"], stored["b"], stored["d"], stored["h"]
     server = _start_review(stored, free_port)
     url = f"http://127.0.0.1:{free_port}"
     dialogs = []
@@ -241,25 +297,33 @@ def test_review_in_a_browser_then_the_readers_follow_the_verdicts(stored, tmp_pa
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.on("dialog", lambda dlg: (dialogs.append(dlg.message), dlg.dismiss()))
             page.goto(url + "/")
-            expect(page.locator("#count-pairs")).to_have_text("30")
+            expect(page.locator("#count-pairs")).to_have_text(str(len(rows)))
             page.screenshot(path=str(tmp_path / "list.png"), full_page=True)
-            # filter: the pairs the judge rejected (the one with HTML in its answer); its answer shows as text
+            # filters: what the judge rejected, then one language, then the near-duplicates, as the store has them
             page.select_option("select[name=accepted]", "no")
             page.click("#apply")
-            expect(page.locator("#count-pairs")).to_have_text("1")
-            expect(page.locator("a.pair-link")).to_have_text(b["question"])
+            expect(page.locator("#count-pairs")).to_have_text(str(sum(not r["accepted"] for r in rows)))
+            expect(page.get_by_role("link", name=b["question"], exact=True)).to_have_count(1)
+            expect(page.get_by_role("link", name=a["question"], exact=True)).to_have_count(0)
             page.select_option("select[name=accepted]", "")
+            page.select_option("select[name=language]", "ru")
+            page.click("#apply")
+            ru = sum(r["language"] == "ru" for r in rows)
+            assert ru, "the Russian sample paper has no pairs"
+            expect(page.locator("#count-pairs")).to_have_text(str(ru))
+            page.select_option("select[name=language]", "")
             page.select_option("select[name=duplicate]", "yes")
             page.click("#apply")
-            expect(page.locator("#count-pairs")).to_have_text("1")
-            # the list in paper order: open the pair with evidence
+            expect(page.locator("#count-pairs")).to_have_text(str(sum(bool(r["duplicate_of"]) for r in rows)))
+            # the list in paper order: open a pair whose evidence the pipeline located; its span is highlighted
             page.goto(url + "/?sort=paper")
             page.get_by_role("link", name=a["question"], exact=True).click()
+            expect(page.locator("#question")).to_have_text(a["question"])
             mark = page.locator("mark.evidence-span")
             expect(mark).to_have_count(1)
-            expect(mark).to_have_text(stored["quote"])
-            expect(page.locator("#evidence .section-name")).to_have_text("Body of the paper")
-            expect(page.locator("#paper-text")).to_contain_text(SCRIPT)  # the paper's script is text
+            expect(mark).to_have_text(stored["span"])  # the stored span of the stored paper text
+            assert " ".join(mark.inner_text().split()) == " ".join(stored["span"].split())
+            expect(page.locator("#evidence .section-name")).to_have_text(stored["section"])
             mark.scroll_into_view_if_needed()
             page.screenshot(path=str(tmp_path / "pair-highlight.png"), full_page=False)
             # the reviewer's name once (remembered in localStorage); then keys only
@@ -272,14 +336,21 @@ def test_review_in_a_browser_then_the_readers_follow_the_verdicts(stored, tmp_pa
             before = page.url
             page.keyboard.press("n")
             page.wait_for_url(lambda u: u != before and "pos=" in u)
-            # the pair the judge rejected, with HTML in its answer: shown as text, accepted with the keyboard
-            page.goto(url + "/?" + str(httpx.QueryParams({"q": b["question"]})))
-            expect(page.locator("#count-pairs")).to_have_text("1")
-            page.click("a.pair-link")
-            expect(page.locator("#answer")).to_have_text(HTML_ANSWER)
+            # the hostile paper's pair with HTML in its answer: the answer and the paper's script are text
+            page.goto(url + f"/pair/{h['qa_id']}")
+            expect(page.locator("#answer")).to_have_text(h["answer"])
+            expect(page.locator("#answer")).to_contain_text(HTML)
             page.wait_for_load_state()
             expect(page.locator("#answer b")).to_have_count(0)
             expect(page.locator("#injected")).to_have_count(0)
+            expect(page.locator("#paper-text")).to_contain_text(SCRIPT)
+            page.screenshot(path=str(tmp_path / "hostile-pair.png"), full_page=True)
+            # a pair the judge rejected, found by its question and accepted with the keyboard
+            page.goto(url + "/?" + str(httpx.QueryParams({"q": b["question"]})))
+            expect(page.locator("#count-pairs")).to_have_text("1")
+            page.click("a.pair-link")
+            expect(page.locator("#answer")).to_have_text(b["answer"])
+            page.wait_for_load_state()
             expect(page.locator("#reviewer")).to_have_value("Ada Reviewer")  # remembered
             page.keyboard.press("a")
             page.wait_for_url(re.compile(r"saved=accept"))
@@ -303,7 +374,7 @@ def test_review_in_a_browser_then_the_readers_follow_the_verdicts(stored, tmp_pa
         server.terminate()
         server.wait(10)
     SCREENS.mkdir(parents=True, exist_ok=True)
-    for name in ("list.png", "pair-highlight.png", "reviewed.png"):
+    for name in ("list.png", "pair-highlight.png", "hostile-pair.png", "reviewed.png"):
         shutil.copy(tmp_path / name, SCREENS / name)
 
     store = Store(Settings(data_dir=stored["data"], clickhouse_dsn=stored["dsn"]))
@@ -321,8 +392,9 @@ def test_review_in_a_browser_then_the_readers_follow_the_verdicts(stored, tmp_pa
     assert verdicts[a["qa_id"]]["reason"] == "not-self-contained" and len(history) == 1
     assert verdicts[d["qa_id"]]["edited_question"] == "What is the edited question?"
 
-    # dataset build: every paper in the test split (3 papers, 10 a category), so only what passes the policy, or a
-    # reviewer accepted, is in; the rejected pair is out, the edited one has the reviewer's text
+    # dataset build: all the papers are of one category (no journal), 10 a category takes every paper with a pair
+    # passing the policy, or a reviewer accepted, into the test split, with those pairs only: the rejected pair is
+    # out, the one the judge rejected is in (its paper too), the edited one has the reviewer's text
     out = tmp_path / "dataset"
     built = _run(stored, "dataset", "build", "--per-category", "10", "--out", str(out))
     assert "1 pairs rejected by reviewers left out" in built.stderr
@@ -341,8 +413,10 @@ def test_review_in_a_browser_then_the_readers_follow_the_verdicts(stored, tmp_pa
     assert by_id[b["qa_id"]]["accepted"] is True and by_id[b["qa_id"]]["judge_accepted"] is False
     assert by_id[d["qa_id"]]["edited"] is True and by_id[d["qa_id"]]["generated_question"] == d["question"]
     stats = _run(stored, "stats", "--html", str(tmp_path / "stats.html")).stdout
-    # a: judge accepted, reviewer rejected; b: judge rejected, reviewer accepted; d (and c): both accepted
-    agreed = 1 + (stored["c"]["qa_id"] in verdicts)
+    # judge and reviewer agree on a pair the judge accepted and the reviewer accepted or edited, or the judge rejected
+    # and the reviewer rejected (a: judge yes, reviewer no; b: judge no, reviewer yes; d, and c if reviewed: either)
+    judge = {r["qa_id"]: r["accepted"] for r in rows}
+    agreed = sum(judge[k] == (v["verdict"] != "reject") for k, v in verdicts.items())
     assert f"{len(verdicts)} reviewed pairs, acceptance agreed on {agreed} ({agreed / len(verdicts):.1%})" in stats
 
 

@@ -14,10 +14,13 @@ index in embedded chDB, as the table grows to 10k, 100k and 1M stored vectors.
   whole process's (chDB runs in it), inserts and merges.
 - Lookups: queries near stored points (a stored vector plus noise, cosine ~0.98 to it), of its kind; half from its
   own paper (a re-delivered paper: its own rows must not come back), half from a new paper. Latency of
-  `Store.nearest_questions(k=10)` after the merges settled and one warm-up query (it loads the graphs), p50/p99.
+  `Store.nearest_questions(k=10)` after the merges settled and one warm-up query (it loads the graphs), p50/p99,
+  the process CPU per lookup, and from ClickHouse's counters (system.events) what a lookup read: rows of the granules
+  read, bytes decompressed, HNSW searches (one per part of the kind).
 - Recall@10: against exact search in numpy over the same vectors with the same filters, in the same run.
 
     .venv/bin/python -m benchmarks.vector_index [--sizes 10000,100000,1000000 --queries 200]
+    .venv/bin/python -m benchmarks.vector_index --sizes 100k --table-settings none  # MergeTree's default granules
     .venv/bin/python -m benchmarks --only vector_index --vector-sizes 10000,100000
 """
 
@@ -119,11 +122,20 @@ def _rows_block(x: np.ndarray, lo: int, hi: int) -> bytes:
     )
 
 
-def flat_ddl(database: str) -> str:
+def with_table_settings(ddl: str, table_settings: str | None) -> str:
+    """The DDL with its SETTINGS clause replaced by this one (None: unchanged; "none": no SETTINGS clause, i.e.
+    MergeTree's defaults, the table of the first version)."""
+    if table_settings is None:
+        return ddl
+    ddl = re.sub(r"\s+SETTINGS .*$", "", ddl, flags=re.S)
+    return ddl if table_settings.strip().lower() in ("", "none") else f"{ddl} SETTINGS {table_settings}"
+
+
+def flat_ddl(database: str, table_settings: str | None = None) -> str:
     """The stream's embeddings DDL without its vector index, for FLAT_TABLE."""
     from schemas.ddl import embeddings_table_ddl
 
-    ddl = embeddings_table_ddl(database, table=FLAT_TABLE)
+    ddl = with_table_settings(embeddings_table_ddl(database, table=FLAT_TABLE), table_settings)
     flat, removed = re.subn(r",\n\s*INDEX \w+ embedding TYPE vector_similarity\([^)]*\)", "", ddl)
     if removed != 1:
         raise ValueError(f"no vector_similarity INDEX line in the embeddings DDL:\n{ddl}")
@@ -167,8 +179,25 @@ def _exact(x: np.ndarray, paper: np.ndarray, mcq: np.ndarray, queries: list[tupl
     return truth
 
 
+# ClickHouse's own counters (system.events) per lookup: rows of the granules read, bytes decompressed, HNSW searches
+# (one per part of the kind), CPU of the query threads
+_EVENTS = {
+    "SelectedRows": "rows",
+    "CompressedReadBufferBytes": "bytes",
+    "USearchSearchCount": "searches",
+    "OSCPUVirtualTimeMicroseconds": "ch_cpu_us",
+}
+
+
+def _events(store) -> dict[str, int]:
+    names = list(_EVENTS)
+    rows = store.query("SELECT event, value FROM system.events WHERE event IN {names:Array(String)}", {"names": names})
+    return {r["event"]: int(r["value"]) for r in rows}
+
+
 def _lookups(store, table: str, queries: list[tuple], truth: list[set[int]]) -> dict:
-    """Latencies (ms) of nearest_questions over the queries, recall@K against the truth, rule violations."""
+    """Latencies (ms) of nearest_questions over the queries, recall@K against the truth, rule violations, and what
+    ClickHouse read per lookup."""
     from processors import store as store_module
 
     sql = store_module.NEAREST_QUESTIONS_SQL.format(database=store.database, table=table)
@@ -179,6 +208,7 @@ def _lookups(store, table: str, queries: list[tuple], truth: list[set[int]]) -> 
     for kind in ("open", "mcq"):  # the first query of a kind loads its graphs into the index cache
         store.nearest_questions(queries[0][0], kind, "pbench-warmup", K, table=table)
     latencies, cpu, recalls, short, own = [], [], [], 0, 0
+    events_before = _events(store)
     for (vector, is_mcq, own_paper), true in zip(queries, truth):
         paper_id = f"pbench{own_paper:07d}" if own_paper >= 0 else "pbench-new"
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -189,7 +219,12 @@ def _lookups(store, table: str, queries: list[tuple], truth: list[set[int]]) -> 
         recalls.append(len(got & true) / K)
         short += len(found) < K
         own += any(r["paper_id"] == paper_id for r in found)
+    events_after = _events(store)
+    per_lookup = {
+        key: (events_after.get(event, 0) - events_before.get(event, 0)) / len(queries) for event, key in _EVENTS.items()
+    }
     return {
+        **per_lookup,
         "p50": float(np.percentile(latencies, 50)),
         "p99": float(np.percentile(latencies, 99)),
         "cpu_p50": float(np.percentile(cpu, 50)),
@@ -209,6 +244,7 @@ def run(
     optimize: bool = False,
     compare_settings: dict | None = None,
     index: str = "",
+    table_settings: str | None = None,
     settle_timeout_s: float = 3600,
     seed: int = 19,
 ) -> list[Row]:
@@ -216,7 +252,7 @@ def run(
     a tenth (at least 20) above (the scan takes about a second at 1M). compare_settings: the lookups measured
     again with these added to NEAREST_SETTINGS, on the same table; optimize: at the largest size, OPTIMIZE TABLE
     ... FINAL and the lookups again; index: another `vector_similarity(...)` definition (the tuning in
-    BENCHMARKS.md)."""
+    BENCHMARKS.md); table_settings: another SETTINGS clause for both tables ("none": MergeTree's defaults)."""
     from processors.settings import Settings
     from processors.store import open_store
     from schemas.ddl import QA_EMBEDDINGS_TABLE, embeddings_table_ddl
@@ -227,10 +263,11 @@ def run(
     rng = np.random.default_rng(seed + 1)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp, open_store(Settings(data_dir=Path(tmp), log_level="WARNING")) as st:
-        if index:  # another index definition: the stream's table dropped and created again with it
+        if index or table_settings is not None:  # the stream's table dropped and created again with these
+            ddl = with_table_settings(embeddings_table_ddl(st.database), table_settings)
             st.command(f"DROP TABLE `{st.database}`.{QA_EMBEDDINGS_TABLE}")
-            st.command(re.sub(r"vector_similarity\([^)]*\)", index, embeddings_table_ddl(st.database)))
-        st.command(flat_ddl(st.database))
+            st.command(re.sub(r"vector_similarity\([^)]*\)", index, ddl) if index else ddl)
+        st.command(flat_ddl(st.database, table_settings))
         stored = 0
         for n in sizes:
             timing = {}
@@ -337,6 +374,8 @@ def _lookup_rows(n: int, idx: dict, flat: dict, parts: dict, label: str) -> list
             flat["p99"],
             note=f"Store.nearest_questions k={K}: p50 {idx['p50']:.1f} ms, CPU p50 {idx['cpu_p50']:.1f} ms over "
             f"{idx['n']} queries (scan: p50 {flat['p50']:.1f} ms, CPU {flat['cpu_p50']:.1f} ms over {flat['n']}); "
+            f"read per lookup: {idx['rows']:,.0f} rows of granules, {idx['bytes'] / 1e6:.2f} MB decompressed, "
+            f"{idx['searches']:.1f} HNSW searches, ClickHouse CPU {idx['ch_cpu_us'] / 1000:.1f} ms; "
             f"index used: {'yes' if idx['index_used'] else 'NO'}; parts: {parts_text}; target p99 < "
             f"{P99_TARGET_MS:g} ms: {p99_ok}; fewer than {K} found: {idx['short']}; own paper returned: "
             f"{idx['own']}; load average {os.getloadavg()[0]:.1f}",
@@ -367,6 +406,11 @@ def main() -> None:
         "--compare-settings", default="", help="JSON: the lookups again with these query settings, e.g. '{\"a\": 1}'"
     )
     parser.add_argument("--index", default="", help="another index, e.g. \"vector_similarity('hnsw', ...)\"")
+    parser.add_argument(
+        "--table-settings",
+        default=None,
+        help="another SETTINGS clause for the table, e.g. 'index_granularity = 1024'; 'none': MergeTree's defaults",
+    )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
     started = time.time()
@@ -377,6 +421,7 @@ def main() -> None:
         optimize=args.optimize,
         compare_settings=json.loads(args.compare_settings) if args.compare_settings else None,
         index=args.index,
+        table_settings=args.table_settings,
     )
     print(f"vector index benchmark: {time.time() - started:.0f} s\n")
     print(format_table(rows))

@@ -236,9 +236,13 @@ NEAREST_QUESTIONS_SQL = (
     "FROM `{database}`.{table} WHERE kind = {{kind:String}} AND paper_id != {{paper_id:String}} "
     "ORDER BY cosineDistance(embedding, {{vector:Array(Float32)}}) LIMIT {{k:UInt32}}"
 )
-# hnsw_candidate_list_size_for_search 64 (default 256): half the lookup's CPU at 1M stored vectors, recall@10 still
-# 0.99 (benchmarks/vector_index.py, BENCHMARKS.md)
-NEAREST_SETTINGS = {"vector_search_index_fetch_multiplier": 4, "hnsw_candidate_list_size_for_search": 64}
+# (benchmarks/vector_index.py, BENCHMARKS.md; at 1M stored vectors). hnsw_candidate_list_size_for_search 64 (default
+# 256): half the lookup's CPU, recall@10 0.99 on the 16-connection graph of schemas/ddl.py (0.97 at 32). Fetch
+# multiplier 2: 20 rows a part, of which the asking paper's own rows (a replay; 10 + 4 a paper by default) leave at
+# least 10; it halves the granules read after the search (4 did not find more). The lookup is a point query: what
+# is left of its cost is per part of the kind (one HNSW search and its reads each, ~2 ms at 1M) plus ~6 ms of
+# parsing, planning and the client, whatever the table size.
+NEAREST_SETTINGS = {"vector_search_index_fetch_multiplier": 2, "hnsw_candidate_list_size_for_search": 64}
 
 
 # what a row leaves out gets the column's ClickHouse default; Python needs it spelled out for the list inserts

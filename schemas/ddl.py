@@ -333,18 +333,39 @@ EMBEDDING_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
+# The lookup reads whole granules: the HNSW search gives ~20 rows a part, and ClickHouse then reads the filter
+# columns (kind, paper_id) of every granule holding one, decompressing every compressed block under it, and the
+# selected columns of the 10 rows it returns the same way. With MergeTree's defaults (8,192-row granules, cut to ~6,500
+# by index_granularity_bytes; 64 KB-1 MB blocks) that is nearly every row of a part once it has a few hundred thousand
+# rows: at 1M stored vectors 576k rows and 16 MB decompressed a lookup (benchmarks/vector_index.py, BENCHMARKS.md).
+# 128-row granules and 2-64 KB blocks: 14k rows and 0.8 MB; the `embedding` column is not read by a lookup (the
+# distance comes from the index) and floats hardly compress, so the table is as big on disk as before. A paper with 128
+# or more pairs of one kind (10 + 4 by default) can fill whole granules, which `paper_id != ..` on the primary key then
+# leaves out, and ClickHouse scans that part without the index for that paper's lookups (checked: right, only slower).
+# index_granularity cannot be changed on an existing table: a store created before keeps MergeTree's defaults (CREATE
+# TABLE IF NOT EXISTS leaves it as it is) until the table is created again.
+EMBEDDINGS_TABLE_SETTINGS = "index_granularity = 128, min_compress_block_size = 2048, max_compress_block_size = 65536"
+# The HNSW graph: bf16 vectors (ClickHouse's default), 16 connections a layer and a candidate list of 64 while building
+# (ClickHouse's defaults are 32 and 128; 16 and 64 are pgvector's): 2.4x less CPU to build a part's graph, and inserts
+# and merges are mostly that; a lookup at ef_search 64 computes as many distances as one on the 32/128 graph at 32,
+# with the same recall@10 at 1M (0.99). An existing table keeps the index it was created with.
+EMBEDDINGS_HNSW = "'bf16', 16, 64"
+
+
 def embeddings_table_ddl(database: str, dims: int = EMBEDDING_DIMS, table: str = QA_EMBEDDINGS_TABLE) -> str:
     """The embeddings table with its HNSW index (cosine). Vector similarity indexes are in ClickHouse >= 25.8 (and
     the chDB of this project). PARTITION BY kind: each kind has its own parts, so its own HNSW graphs, and the kind
     filter prunes whole partitions. Not ORDER BY kind alone: a filter on a primary-key prefix that leaves out some
     granules of a part makes ClickHouse pre-filter that part, i.e. scan it without the index (benchmarks/
-    vector_index.py: at 100k vectors the lookup was a full scan, as slow as the table without the index)."""
+    vector_index.py: at 100k vectors the lookup was a full scan, as slow as the table without the index).
+    EMBEDDINGS_TABLE_SETTINGS (small granules) and EMBEDDINGS_HNSW: see there."""
     cols = ",\n    ".join(f"{name} {type_}" for name, type_ in EMBEDDING_COLUMNS)
     return (
         f"CREATE TABLE IF NOT EXISTS `{database}`.{table} (\n    {cols},\n"
-        f"    INDEX question_hnsw embedding TYPE vector_similarity('hnsw', 'cosineDistance', {int(dims)}),\n"
+        f"    INDEX question_hnsw embedding TYPE vector_similarity('hnsw', 'cosineDistance', {int(dims)}, "
+        f"{EMBEDDINGS_HNSW}),\n"
         "    INDEX inserted_minmax inserted_at TYPE minmax GRANULARITY 1\n"
-        ") ENGINE = MergeTree PARTITION BY kind ORDER BY (kind, paper_id, qa_id)"
+        f") ENGINE = MergeTree PARTITION BY kind ORDER BY (kind, paper_id, qa_id) SETTINGS {EMBEDDINGS_TABLE_SETTINGS}"
     )
 
 

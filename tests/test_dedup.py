@@ -5,6 +5,7 @@ same time."""
 from __future__ import annotations
 
 import itertools
+import re
 
 import msgspec
 import pytest
@@ -13,6 +14,7 @@ from processors.dedup import NearDuplicates, PairView, with_decision
 from processors.settings import Settings
 from processors.store import Store
 from schemas import DimensionScore, PaperRef, QAScored, Racar
+from schemas.ddl import EMBEDDINGS_HNSW, EMBEDDINGS_TABLE_SETTINGS, embeddings_table_ddl
 from sciqag.ids import qa_id_for
 
 pytest.importorskip("sentence_transformers")
@@ -95,6 +97,38 @@ def test_the_same_questions_in_a_second_paper_are_duplicates_of_the_first(store)
         assert rows[a.qa_id]["duplicate_of"] == ""
         assert rows[b.qa_id]["duplicate_of"] == a.qa_id
         assert rows[b.qa_id]["duplicate_similarity"] > 0.99
+
+
+def _embeddings_create_query(store: Store) -> str:
+    return store.query(
+        "SELECT create_table_query AS q FROM system.tables WHERE database = {db:String} AND name = 'qa_embeddings'",
+        {"db": store.database},
+    )[0]["q"]
+
+
+def test_a_new_store_gets_small_granules_and_an_earlier_one_keeps_its_table_and_works(store, tmp_path):
+    created = _embeddings_create_query(store)
+    assert EMBEDDINGS_TABLE_SETTINGS in created and f"384, {EMBEDDINGS_HNSW})" in created
+    store.close()
+    # a store whose table was created before the SETTINGS clause and the HNSW parameters (MergeTree's and
+    # ClickHouse's defaults): index_granularity cannot be altered, so ensure_schema leaves the table as it is, and the
+    # near-duplicate lookup still works on it
+    old = Store(Settings(data_dir=tmp_path / "old"))
+    try:
+        old.command(f"CREATE DATABASE IF NOT EXISTS `{old.database}`")
+        first_ddl, removed = re.subn(r" SETTINGS .*$", "", embeddings_table_ddl(old.database))
+        assert removed == 1 and f", {EMBEDDINGS_HNSW})" in first_ddl
+        old.command(first_ddl.replace(f", {EMBEDDINGS_HNSW})", ")"))
+        old.ensure_schema()
+        assert " SETTINGS index_granularity = 8192" in _embeddings_create_query(old)
+        first, second = _scored("pA", QUESTIONS), _scored("pB", REWORDED)
+        _store_batch(old, first)
+        _store_batch(old, second)
+        rows = _pairs(old)
+        for a, b in zip(first, second, strict=True):
+            assert rows[b.qa_id]["duplicate_of"] == a.qa_id
+    finally:
+        old.close()
 
 
 def test_reworded_questions_are_duplicates_and_unrelated_ones_are_not(store):

@@ -398,9 +398,9 @@ CREATE TABLE IF NOT EXISTS `sciqag`.qa_embeddings (
     embedding Array(Float32),
     first_stored_at DateTime64(6, 'UTC'),
     inserted_at DateTime64(6, 'UTC') DEFAULT now64(6),
-    INDEX question_hnsw embedding TYPE vector_similarity('hnsw', 'cosineDistance', 384),
+    INDEX question_hnsw embedding TYPE vector_similarity('hnsw', 'cosineDistance', 384, 'bf16', 16, 64),
     INDEX inserted_minmax inserted_at TYPE minmax GRANULARITY 1
-) ENGINE = MergeTree PARTITION BY kind ORDER BY (kind, paper_id, qa_id);
+) ENGINE = MergeTree PARTITION BY kind ORDER BY (kind, paper_id, qa_id) SETTINGS index_granularity = 128, min_compress_block_size = 2048, max_compress_block_size = 65536;
 
 ALTER TABLE `sciqag`.qa_embeddings ADD COLUMN IF NOT EXISTS inserted_at DateTime64(6, 'UTC') DEFAULT now64(6);
 

@@ -22,8 +22,9 @@ MODEL_OUTPUT_KINDS = {"unparseable_model_output", "all_pairs_filtered", "no_pair
 @pytest.mark.llm
 def test_real_papers_end_to_end(tmp_path, free_port):
     pdfs = shared_pdfs()
-    # the image-only scan is OCR'd: its first pages within a budget (22 pages take ~100 s of Tesseract here)
-    ocr = {"SCIQAG_OCR": "auto", "SCIQAG_OCR_BUDGET_S": "25"}
+    # the image-only scan is OCR'd: its first pages within a budget (22 pages take ~100 s of Tesseract here; at a load
+    # average of 25 a 25 s budget read 3 pages, too little text, and the scan was dead-lettered: 40 s leaves room)
+    ocr = {"SCIQAG_OCR": "auto", "SCIQAG_OCR_BUDGET_S": "40"}
     result = run_sciqag(pdfs, tmp_path / "data", free_port, scrape=True, env=ocr)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "sciqag run summary" in result.stdout

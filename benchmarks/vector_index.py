@@ -10,8 +10,10 @@ index in embedded chDB, as the table grows to 10k, 100k and 1M stored vectors.
 - Inserts: batches of 2,000 rows (a sink batch) in ClickHouse's Native format built from the numpy arrays
   (`native_block`; 25k rows/s into the table without the index here, 3-5x the clickhouse-connect row or column
   inserts and JSONEachRow, whose float parsing costs about as much as the HNSW build). The rate counts the wait for
-  the background merges to settle (a merge rebuilds the HNSW graph of the merged part); the CPU per vector is the
-  whole process's (chDB runs in it), inserts and merges.
+  the background merges to settle (no merge running and the same parts for 20 s; a merge rebuilds the HNSW graph of
+  the merged part); the CPU per vector is the whole process's (chDB runs in it), inserts and merges. How many parts
+  a kind the merges leave varies from run to run (at 1M: 1 to 13), and a lookup costs per part: each lookup row
+  says the parts it searched.
 - Lookups: queries near stored points (a stored vector plus noise, cosine ~0.98 to it), of its kind; half from its
   own paper (a re-delivered paper: its own rows must not come back), half from a new paper. Latency of
   `Store.nearest_questions(k=10)` after the merges settled and one warm-up query (it loads the graphs), p50/p99,
@@ -142,18 +144,25 @@ def flat_ddl(database: str, table_settings: str | None = None) -> str:
     return flat
 
 
-def _settle(store, timeout_s: float) -> float:
-    """Wait until no merge runs on our tables for 2 s in a row (or the timeout); the seconds waited."""
+def _settle(store, timeout_s: float, quiet_s: float) -> float:
+    """Wait until, for quiet_s in a row, no merge runs on our tables and their active parts stay the same (or the
+    timeout); the seconds waited. A short quiet spell is not the end: between two merges the merge selector can sleep
+    for seconds (merge_selecting_sleep_ms; longer when it backs off), and a 2 s window once ended a 1M run with 13
+    parts a kind, still merging during its lookups."""
     started = time.perf_counter()
-    quiet_since = None
+    quiet_since, parts_then = None, None
+    sql = (
+        "SELECT (SELECT count() FROM system.merges WHERE database = {db:String}) AS merging, "
+        "(SELECT count() FROM system.parts WHERE database = {db:String} AND active) AS parts"
+    )
     while time.perf_counter() - started < timeout_s:
-        busy = store.query(f"SELECT count() AS n FROM system.merges WHERE database = '{store.database}'")[0]["n"]
+        (state,) = store.query(sql, {"db": store.database})
         now = time.perf_counter()
-        if busy:
-            quiet_since = None
+        if state["merging"] or state["parts"] != parts_then:
+            quiet_since, parts_then = None, state["parts"]
         elif quiet_since is None:
             quiet_since = now
-        elif now - quiet_since >= 2.0:
+        elif now - quiet_since >= quiet_s:
             return quiet_since - started
         time.sleep(0.25)
     return time.perf_counter() - started
@@ -242,17 +251,19 @@ def run(
     brute_queries: int = 0,
     batch: int = BATCH,
     optimize: bool = False,
-    compare_settings: dict | None = None,
+    compare_settings: dict | list[dict] | None = None,
     index: str = "",
     table_settings: str | None = None,
     settle_timeout_s: float = 3600,
+    settle_quiet_s: float = 20,
     seed: int = 19,
 ) -> list[Row]:
     """Rows per size: insert rate, lookup p99 and recall@10. brute_queries=0: all the queries up to 100k vectors,
     a tenth (at least 20) above (the scan takes about a second at 1M). compare_settings: the lookups measured
-    again with these added to NEAREST_SETTINGS, on the same table; optimize: at the largest size, OPTIMIZE TABLE
-    ... FINAL and the lookups again; index: another `vector_similarity(...)` definition (the tuning in
-    BENCHMARKS.md); table_settings: another SETTINGS clause for both tables ("none": MergeTree's defaults)."""
+    again with these added to NEAREST_SETTINGS, on the same table (a list: again for each); optimize: at the
+    largest size, OPTIMIZE TABLE ... FINAL and the lookups again; index: another `vector_similarity(...)` definition
+    (the tuning in BENCHMARKS.md); table_settings: another SETTINGS clause for both tables ("none": MergeTree's
+    defaults)."""
     from processors.settings import Settings
     from processors.store import open_store
     from schemas.ddl import QA_EMBEDDINGS_TABLE, embeddings_table_ddl
@@ -277,7 +288,7 @@ def run(
                     block = _rows_block(x, lo, min(n, lo + batch))
                     st._client.raw_insert(f"`{st.database}`.{table}", None, insert_block=block, fmt="Native")
                 insert_s = time.perf_counter() - started
-                settle_s = _settle(st, settle_timeout_s)
+                settle_s = _settle(st, settle_timeout_s, settle_quiet_s)
                 timing[table] = {
                     "insert_s": insert_s,
                     "settle_s": settle_s,
@@ -303,7 +314,9 @@ def run(
                     st.command(f"OPTIMIZE TABLE `{st.database}`.{to_optimize} FINAL")
                     state += f" ({time.perf_counter() - started:.0f} s)"
                 parts = _parts(st, QA_EMBEDDINGS_TABLE)
-                for extra in [None, compare_settings] if compare_settings else [None]:
+                if isinstance(compare_settings, dict):
+                    compare_settings = [compare_settings]
+                for extra in [None, *(compare_settings or [])]:
                     with _query_settings(extra):
                         idx = _lookups(st, QA_EMBEDDINGS_TABLE, qs, truth)
                     label = ", ".join(t for t in (state, _describe(extra)) if t)
@@ -403,7 +416,9 @@ def main() -> None:
     parser.add_argument("--brute-queries", type=int, default=0, help="0: all up to 100k, a tenth (>= 20) above")
     parser.add_argument("--optimize", action="store_true", help="at the largest size, OPTIMIZE FINAL and again")
     parser.add_argument(
-        "--compare-settings", default="", help="JSON: the lookups again with these query settings, e.g. '{\"a\": 1}'"
+        "--compare-settings",
+        default="",
+        help="JSON: the lookups again with these query settings, e.g. '{\"a\": 1}', or a list of such: again for each",
     )
     parser.add_argument("--index", default="", help="another index, e.g. \"vector_similarity('hnsw', ...)\"")
     parser.add_argument(

@@ -32,7 +32,7 @@ def test_sink_benchmark_runs_against_the_real_broker_and_chdb():
 
 
 def test_vector_index_benchmark_measures_the_stream_table_against_a_scan():
-    rows = vector_index.run(sizes=(3000,), queries=20)
+    rows = vector_index.run(sizes=(3000,), queries=20, settle_quiet_s=2)
     insert, lookup, recall = rows
     assert insert.value > 0 and insert.baseline > insert.value  # the index costs inserts
     assert "parts after: mcq " in insert.note

@@ -236,13 +236,15 @@ NEAREST_QUESTIONS_SQL = (
     "FROM `{database}`.{table} WHERE kind = {{kind:String}} AND paper_id != {{paper_id:String}} "
     "ORDER BY cosineDistance(embedding, {{vector:Array(Float32)}}) LIMIT {{k:UInt32}}"
 )
-# (benchmarks/vector_index.py, BENCHMARKS.md; at 1M stored vectors). hnsw_candidate_list_size_for_search 64 (default
-# 256): half the lookup's CPU, recall@10 0.99 on the 16-connection graph of schemas/ddl.py (0.97 at 32). Fetch
+# (benchmarks/vector_index.py, BENCHMARKS.md; at 1M stored vectors). hnsw_candidate_list_size_for_search 256, i.e.
+# ClickHouse's default, spelled out: once the merges leave one or two parts a kind, recall@10 on the 16-connection
+# graph of schemas/ddl.py was 0.97 at 256, 0.94 at 128 and 0.90 at 64, and the lookup's CPU hardly changed (~10 ms;
+# the search is a small part of it). With the many small parts of a 100k table 64 was as good (0.99-1.00). Fetch
 # multiplier 2: 20 rows a part, of which the asking paper's own rows (a replay; 10 + 4 a paper by default) leave at
 # least 10; it halves the granules read after the search (4 did not find more). The lookup is a point query: what
-# is left of its cost is per part of the kind (one HNSW search and its reads each, ~2 ms at 1M) plus ~6 ms of
-# parsing, planning and the client, whatever the table size.
-NEAREST_SETTINGS = {"vector_search_index_fetch_multiplier": 2, "hnsw_candidate_list_size_for_search": 64}
+# is left of its cost is per part of the kind (one HNSW search and its reads each, ~2 ms) plus ~6 ms of parsing,
+# planning and the client, whatever the table size.
+NEAREST_SETTINGS = {"vector_search_index_fetch_multiplier": 2, "hnsw_candidate_list_size_for_search": 256}
 
 
 # what a row leaves out gets the column's ClickHouse default; Python needs it spelled out for the list inserts

@@ -347,8 +347,9 @@ EMBEDDING_COLUMNS: list[tuple[str, str]] = [
 EMBEDDINGS_TABLE_SETTINGS = "index_granularity = 128, min_compress_block_size = 2048, max_compress_block_size = 65536"
 # The HNSW graph: bf16 vectors (ClickHouse's default), 16 connections a layer and a candidate list of 64 while building
 # (ClickHouse's defaults are 32 and 128; 16 and 64 are pgvector's): 2.4x less CPU to build a part's graph, and inserts
-# and merges are mostly that; a lookup at ef_search 64 computes as many distances as one on the 32/128 graph at 32,
-# with the same recall@10 at 1M (0.99). An existing table keeps the index it was created with.
+# and merges are mostly that. Its recall@10 at 1M, merged to one or two parts a kind, is 0.97 with the lookup's
+# candidate list of 256 (processors/store.py NEAREST_SETTINGS), 0.90 with 64. An existing table keeps the index it was
+# created with.
 EMBEDDINGS_HNSW = "'bf16', 16, 64"
 
 

@@ -48,6 +48,9 @@ ROLES = ("extractor", "generator,judge", "sink")
 SHORT = {"extractor": "extractor", "generator,judge": "llm", "sink": "sink"}
 LLM_ARGS = ["--pairs", "3", "--keywords", "3", "--mcq", "0", "--max-context-tokens", "1500"]
 # a Russian page whose text layer is cp1251 read as Latin-1: the extractor repairs it (sciqag_extraction_pages_total)
+# a replacement joins in ~5 s here, alone or beside an engine test; one CI run (beside the engine tests) waited over
+# 180 s for the extractor's, cause not caught: a failed join now prints the members and the workers' logs
+JOIN_WAIT_S = 420
 MOJIBAKE = "ЗАКОН КЮРИ. Магнитная восприимчивость парамагнетика обратно пропорциональна абсолютной температуре. " * 8
 
 
@@ -103,6 +106,21 @@ def _stable(read, seconds: float, timeout: float = 60):
         elif time.monotonic() - since >= seconds:
             return value
     raise AssertionError(f"still changing after {timeout:.0f} s")
+
+
+def _join_failure(dep: Deployment, role: str) -> str:
+    """What a failed join leaves to read: who holds what, the groups' members, each live worker's log tail."""
+    import asyncio
+
+    lines = [f"holders: {_holders(dep.workers, role)}"]
+    try:
+        lines.append(f"members: {asyncio.run(group_members(dep.bootstrap, [APP_GROUP, SINK_GROUP]))}")
+    except Exception as exc:  # the diagnosis must not hide the failure
+        lines.append(f"members: not read ({exc!r})")
+    for w in dep.workers:
+        if w.role == role and w.alive():
+            lines.append(f"--- {w.name}.log (end)\n{w.log.read_text(errors='replace')[-2500:]}")
+    return "\n".join(lines)
 
 
 def _covers_all(held: dict[str, set], role: str) -> bool:
@@ -256,11 +274,14 @@ def test_two_workers_of_each_role_one_of_each_killed_lose_nothing_and_prometheus
                             and _covers_all(h, role)
                             and h
                         ),
-                        180,
+                        JOIN_WAIT_S,
                         f"the replacement {role} worker receiving partitions",
-                        on_fail=lambda role=role: _holders(dep.workers, role),
+                        on_fail=lambda role=role: _join_failure(dep, role),
                     )
-                    report.append(f"{role}: before the replacement {before[role]}, after {after}")
+                    report.append(
+                        f"{role}: before the replacement {before[role]}, after {after}, "
+                        f"{time.monotonic() - joined_at:.0f} s after starting"
+                    )
                 report.append(f"replacements held partitions {time.monotonic() - joined_at:.0f} s after starting")
 
                 # a second wave, counted by Prometheus from the workers alive now (no restarts in between)

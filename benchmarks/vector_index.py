@@ -20,9 +20,13 @@ index in embedded chDB, as the table grows to 10k, 100k and 1M stored vectors.
   the process CPU per lookup, and from ClickHouse's counters (system.events) what a lookup read: rows of the granules
   read, bytes decompressed, HNSW searches (one per part of the kind).
 - Recall@10: against exact search in numpy over the same vectors with the same filters, in the same run.
+- `--stream-batches N`: the state the stream leaves, which a bulk load does not: at the largest size, after the
+  merges settled, N inserts of STREAM_BATCH rows (a sink batch), the lookups at once among the small parts they
+  left (merges running), and again once those settled.
 
     .venv/bin/python -m benchmarks.vector_index [--sizes 10000,100000,1000000 --queries 200]
     .venv/bin/python -m benchmarks.vector_index --sizes 100k --table-settings none  # MergeTree's default granules
+    .venv/bin/python -m benchmarks.vector_index --sizes 1M --stream-batches 20  # and 20 sink batches after
     .venv/bin/python -m benchmarks --only vector_index --vector-sizes 10000,100000
 """
 
@@ -48,6 +52,7 @@ NOISE = 0.6  # cluster spread: |noise| / |centre|
 QUERY_NOISE = 0.2
 OPEN, MCQ = 10, 4  # pairs per paper of each kind
 BATCH = 2000
+STREAM_BATCH = 140  # a sink batch of 10 papers' pairs
 K = 10
 P99_TARGET_MS = 20.0
 RECALL_TARGET = 0.95
@@ -256,6 +261,7 @@ def run(
     table_settings: str | None = None,
     settle_timeout_s: float = 3600,
     settle_quiet_s: float = 20,
+    stream_batches: int = 0,
     seed: int = 19,
 ) -> list[Row]:
     """Rows per size: insert rate, lookup p99 and recall@10. brute_queries=0: all the queries up to 100k vectors,
@@ -263,16 +269,48 @@ def run(
     again with these added to NEAREST_SETTINGS, on the same table (a list: again for each); optimize: at the
     largest size, OPTIMIZE TABLE ... FINAL and the lookups again; index: another `vector_similarity(...)` definition
     (the tuning in BENCHMARKS.md); table_settings: another SETTINGS clause for both tables ("none": MergeTree's
-    defaults)."""
+    defaults); stream_batches: at the largest size, that many sink-sized inserts (STREAM_BATCH rows) after the
+    merges settled, and the lookups again at once, among the parts they left, then once those settled."""
     from processors.settings import Settings
     from processors.store import open_store
     from schemas.ddl import QA_EMBEDDINGS_TABLE, embeddings_table_ddl
 
     sizes = tuple(sorted(sizes))
-    x = clustered_vectors(sizes[-1], seed)
-    paper, mcq = layout(sizes[-1])
+    compared = [compare_settings] if isinstance(compare_settings, dict) else list(compare_settings or [])
+    streamed = stream_batches * STREAM_BATCH
+    x = clustered_vectors(sizes[-1] + streamed, seed)
+    paper, mcq = layout(sizes[-1] + streamed)
     rng = np.random.default_rng(seed + 1)
     rows: list[Row] = []
+
+    def insert(store, table: str, lo: int, hi: int, step: int) -> None:
+        for start in range(lo, hi, step):
+            block = _rows_block(x, start, min(hi, start + step))
+            store._client.raw_insert(f"`{store.database}`.{table}", None, insert_block=block, fmt="Native")
+
+    def queries_at(n: int) -> tuple[list[tuple], list[set[int]]]:
+        """Queries near stored points of the first n, half from their own paper, and their true neighbours."""
+        src = rng.integers(0, n, queries)
+        vectors = x[src] + QUERY_NOISE / np.sqrt(DIMS) * rng.standard_normal((queries, DIMS), dtype=np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        qs = [(vectors[i], bool(mcq[s]), int(paper[s]) if i % 2 == 0 else -1) for i, s in enumerate(src.tolist())]
+        return qs, _exact(x[:n], paper[:n], mcq[:n], qs)
+
+    def measure(store, n: int, qs, truth, flat: dict | None, state: str) -> dict:
+        """The index lookups in this state (with each compared setting), then the scan's when flat is None."""
+        parts = _parts(store, QA_EMBEDDINGS_TABLE)
+        measured = []
+        for extra in [None, *compared]:
+            with _query_settings(extra):
+                measured.append((extra, _lookups(store, QA_EMBEDDINGS_TABLE, qs, truth)))
+        if flat is None:
+            nb = brute_queries or max(20, queries // 10)
+            flat = _lookups(store, FLAT_TABLE, qs[:nb], truth[:nb])
+        for extra, idx in measured:
+            label = ", ".join(t for t in (state, _describe(extra)) if t)
+            rows.extend(map(_progress, _lookup_rows(n, idx, flat, parts, label)))
+        return flat
+
     with tempfile.TemporaryDirectory() as tmp, open_store(Settings(data_dir=Path(tmp), log_level="WARNING")) as st:
         if index or table_settings is not None:  # the stream's table dropped and created again with these
             ddl = with_table_settings(embeddings_table_ddl(st.database), table_settings)
@@ -284,9 +322,7 @@ def run(
             timing = {}
             for table in (QA_EMBEDDINGS_TABLE, FLAT_TABLE):
                 cpu, started = time.process_time(), time.perf_counter()
-                for lo in range(stored, n, batch):
-                    block = _rows_block(x, lo, min(n, lo + batch))
-                    st._client.raw_insert(f"`{st.database}`.{table}", None, insert_block=block, fmt="Native")
+                insert(st, table, stored, n, batch)
                 insert_s = time.perf_counter() - started
                 settle_s = _settle(st, settle_timeout_s, settle_quiet_s)
                 timing[table] = {
@@ -298,11 +334,7 @@ def run(
             added, stored = n - stored, n
             rows.append(_progress(_insert_row(n, added, batch, timing[QA_EMBEDDINGS_TABLE], timing[FLAT_TABLE])))
 
-            src = rng.integers(0, n, queries)
-            vectors = x[src] + QUERY_NOISE / np.sqrt(DIMS) * rng.standard_normal((queries, DIMS), dtype=np.float32)
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            qs = [(vectors[i], bool(mcq[s]), int(paper[s]) if i % 2 == 0 else -1) for i, s in enumerate(src.tolist())]
-            truth = _exact(x[:n], paper[:n], mcq[:n], qs)
+            qs, truth = queries_at(n)
             nb = brute_queries or (queries if n <= 100_000 else max(20, queries // 10))
             flat = _lookups(st, FLAT_TABLE, qs[:nb], truth[:nb])
             states = [("", None)]
@@ -313,14 +345,17 @@ def run(
                     started = time.perf_counter()
                     st.command(f"OPTIMIZE TABLE `{st.database}`.{to_optimize} FINAL")
                     state += f" ({time.perf_counter() - started:.0f} s)"
-                parts = _parts(st, QA_EMBEDDINGS_TABLE)
-                if isinstance(compare_settings, dict):
-                    compare_settings = [compare_settings]
-                for extra in [None, *(compare_settings or [])]:
-                    with _query_settings(extra):
-                        idx = _lookups(st, QA_EMBEDDINGS_TABLE, qs, truth)
-                    label = ", ".join(t for t in (state, _describe(extra)) if t)
-                    rows += map(_progress, _lookup_rows(n, idx, flat, parts, label))
+                measure(st, n, qs, truth, flat, state)
+        if stream_batches:  # what the stream leaves: small parts beside the settled ones, merging
+            n = stored + streamed
+            qs, truth = queries_at(n)
+            insert(st, FLAT_TABLE, stored, n, STREAM_BATCH)
+            started = time.perf_counter()
+            insert(st, QA_EMBEDDINGS_TABLE, stored, n, STREAM_BATCH)  # last: the lookups follow it at once
+            state = f"{stream_batches} stream inserts of {STREAM_BATCH} in {time.perf_counter() - started:.0f} s"
+            flat = measure(st, n, qs, truth, None, state)
+            settle_s = _settle(st, settle_timeout_s, settle_quiet_s)
+            measure(st, n, qs, truth, flat, f"{state}, then settled in {settle_s:.0f} s")
     return rows
 
 
@@ -426,6 +461,13 @@ def main() -> None:
         default=None,
         help="another SETTINGS clause for the table, e.g. 'index_granularity = 1024'; 'none': MergeTree's defaults",
     )
+    parser.add_argument(
+        "--stream-batches",
+        type=int,
+        default=0,
+        help=f"at the largest size, that many {STREAM_BATCH}-row inserts, then the lookups again (merges running)",
+    )
+    parser.add_argument("--settle-quiet-s", type=float, default=20, help="seconds with no merge that count as settled")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
     started = time.time()
@@ -437,6 +479,8 @@ def main() -> None:
         compare_settings=json.loads(args.compare_settings) if args.compare_settings else None,
         index=args.index,
         table_settings=args.table_settings,
+        settle_quiet_s=args.settle_quiet_s,
+        stream_batches=args.stream_batches,
     )
     print(f"vector index benchmark: {time.time() - started:.0f} s\n")
     print(format_table(rows))

@@ -242,8 +242,8 @@ NEAREST_QUESTIONS_SQL = (
 # the search is a small part of it). With the many small parts of a 100k table 64 was as good (0.99-1.00). Fetch
 # multiplier 2: 20 rows a part, of which the asking paper's own rows (a replay; 10 + 4 a paper by default) leave at
 # least 10; it halves the granules read after the search (4 did not find more). The lookup is a point query: what
-# is left of its cost is per part of the kind (one HNSW search and its reads each, ~2 ms) plus ~6 ms of parsing,
-# planning and the client, whatever the table size.
+# is left of its cost is per part of the kind (one HNSW search and its reads each, ~2 ms) plus ~10 ms of parsing,
+# planning, one search and the client, whatever the table size (BENCHMARKS.md, 2026-12-01 (4)).
 NEAREST_SETTINGS = {"vector_search_index_fetch_multiplier": 2, "hnsw_candidate_list_size_for_search": 256}
 
 

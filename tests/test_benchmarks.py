@@ -32,8 +32,8 @@ def test_sink_benchmark_runs_against_the_real_broker_and_chdb():
 
 
 def test_vector_index_benchmark_measures_the_stream_table_against_a_scan():
-    rows = vector_index.run(sizes=(3000,), queries=20, settle_quiet_s=2)
-    insert, lookup, recall = rows
+    rows = vector_index.run(sizes=(3000,), queries=20, settle_quiet_s=2, stream_batches=3)
+    insert, lookup, recall, *streamed = rows
     assert insert.value > 0 and insert.baseline > insert.value  # the index costs inserts
     assert "parts after: mcq " in insert.note
     assert lookup.value > 0 and lookup.baseline > 0
@@ -41,3 +41,13 @@ def test_vector_index_benchmark_measures_the_stream_table_against_a_scan():
     assert recall.baseline >= 0.99  # the scan agrees with numpy: the exact answer is right
     assert "index used: yes" in lookup.note  # the stream's query is one the HNSW index answers
     assert recall.target == 0.95 and recall.value >= 0.9  # the index finds the exact neighbours
+    # after 3 sink-sized inserts, at once and once merged: the 420 rows are found too, the parts are counted
+    names = [r.measured for r in streamed]
+    assert len(names) == 4, names
+    for name, what in zip(names, ("lookup p99 ms", "recall@10", "lookup p99 ms", "recall@10")):
+        assert name.startswith(f"{what} at 3.42k (3 stream inserts of 140 in "), names
+    assert [", then settled in " in n for n in names] == [False, False, True, True], names
+    for stream_lookup, stream_recall in (streamed[:2], streamed[2:]):
+        assert "fewer than 10 found: 0; own paper returned: 0" in stream_lookup.note
+        assert "index used: yes" in stream_lookup.note and "parts: mcq " in stream_lookup.note
+        assert stream_recall.baseline >= 0.99 and stream_recall.value >= 0.9

@@ -47,10 +47,10 @@ PARTITIONS = 4
 ROLES = ("extractor", "generator,judge", "sink")
 SHORT = {"extractor": "extractor", "generator,judge": "llm", "sink": "sink"}
 LLM_ARGS = ["--pairs", "3", "--keywords", "3", "--mcq", "0", "--max-context-tokens", "1500"]
-# a Russian page whose text layer is cp1251 read as Latin-1: the extractor repairs it (sciqag_extraction_pages_total)
 # a replacement joins in ~5 s here, alone or beside an engine test; one CI run (beside the engine tests) waited over
 # 180 s for the extractor's, cause not caught: a failed join now prints the members and the workers' logs
 JOIN_WAIT_S = 420
+# a Russian page whose text layer is cp1251 read as Latin-1: the extractor repairs it (sciqag_extraction_pages_total)
 MOJIBAKE = "ЗАКОН КЮРИ. Магнитная восприимчивость парамагнетика обратно пропорциональна абсолютной температуре. " * 8
 
 
